@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# One-time (and idempotent) setup: Debian packages, the Python venv that
+# carries LibTorch, and the CMake build. Safe to run again; it only does what
+# is missing. Prints nothing but progress; fails loudly with a hint.
+#
+#   scripts/setup.sh            # set up and build into ./build
+#
+# Environment:
+#   PEFTCPP_CACHE      where the venv and ccache live (default ~/.cache/peftcpp)
+#   PEFTCPP_BUILD_DIR  build folder (default <repo>/build)
+#   PEFTCPP_JOBS       parallel compile jobs (default: number of cores)
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${PEFTCPP_CACHE:-$HOME/.cache/peftcpp}
+build=${PEFTCPP_BUILD_DIR:-$repo/build}
+jobs=${PEFTCPP_JOBS:-$(nproc)}
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- Debian packages -----------------------------------------------------------
+debs=(cmake ninja-build g++ ccache pkg-config catch2 nlohmann-json3-dev libcli11-dev libutf8proc-dev)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# --- Python venv with the pinned torch wheel (= LibTorch) ----------------------
+# Keyed by the requirements' content, so a change of pins makes a new venv and
+# an unchanged one is reused by every clone (CI included).
+req="$repo/scripts/requirements.txt"
+key=$(sha256sum "$req" | cut -c1-16)
+venv="$cache/venv-$key"
+if [ ! -f "$venv/.complete" ]; then
+  say "creating the Python venv $venv (torch wheel, about 3 GB; once per requirements change)"
+  rm -rf "$venv"
+  mkdir -p "$cache"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip
+  "$venv/bin/python" -m pip install -q -r "$req"
+  touch "$venv/.complete"
+fi
+export PEFTCPP_PYTHON="$venv/bin/python"
+
+# --- Configure and build ---------------------------------------------------------
+# ccache lives outside the clone; base_dir makes hits independent of the
+# clone's path, so a fresh clone in CI reuses earlier compilations.
+export CCACHE_DIR="$cache/ccache"
+export CCACHE_BASEDIR="$repo"
+export CCACHE_NOHASHDIR=true
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+if [ ! -f "$build/build.ninja" ]; then
+  say "configuring $build"
+  cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DPEFTCPP_PYTHON="$PEFTCPP_PYTHON" >"$cache/configure.log" 2>&1 ||
+    { cat "$cache/configure.log" >&2; say "configure failed (log above)"; exit 1; }
+fi
+say "building ($jobs jobs)"
+cmake --build "$build" --parallel "$jobs"
