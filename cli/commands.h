@@ -1,0 +1,19 @@
+#pragma once
+// The subcommands of `peftcpp`. Each add_*_command registers its options and
+// a callback on the app; the callback does the work and throws on failure
+// (main turns exceptions into a message and an exit code).
+
+namespace CLI {
+class App;
+}
+
+namespace peftcpp::cli {
+
+/// peftcpp info --model DIR [--json]
+void add_info_command(CLI::App& app);
+/// peftcpp predict --model DIR --input FILE.jsonl --output FILE.safetensors
+void add_predict_command(CLI::App& app);
+/// peftcpp tokenize --model DIR --input FILE.jsonl --output FILE.jsonl
+void add_tokenize_command(CLI::App& app);
+
+}  // namespace peftcpp::cli

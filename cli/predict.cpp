@@ -1,0 +1,123 @@
+// peftcpp predict: run a model over a JSONL file and write its outputs as
+// safetensors (logits for a model with a head; sentence embeddings, pooler
+// output and hidden states for a bare encoder).
+
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "cli/encode_inputs.h"
+#include "common/error.h"
+#include "models/checkpoint/safetensors.h"
+#include "models/encoder/encoder_runner.h"
+#include "models/encoder/load_encoder.h"
+
+namespace peftcpp::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct PredictFlags {
+  std::string model;
+  std::string input;
+  std::string output;
+  int64_t batch_size = 32;
+  std::string device = "cpu";
+  std::string dtype = "float32";
+  int threads = 0;
+  bool no_hidden_states = false;
+  TokenizationFlags tokenization;
+};
+
+c10::Device parse_device(const std::string& name) {
+  c10::Device device = c10::kCPU;
+  try {
+    device = c10::Device(name);
+  } catch (const std::exception&) {
+    throw std::invalid_argument(error_message("--device", "cpu, cuda or cuda:N",
+                                              "\"" + name + "\""));
+  }
+  if (device.is_cuda() && !torch::cuda::is_available()) {
+    throw std::invalid_argument(error_message(
+        "--device", "a CUDA device", "none on this machine", "use --device cpu"));
+  }
+  return device;
+}
+
+bool has_tokenizer_files(const fs::path& dir) {
+  return fs::exists(dir / "tokenizer.json") || fs::exists(dir / "vocab.txt");
+}
+
+void run_predict(const PredictFlags& f) {
+  if (f.threads > 0) torch::set_num_threads(f.threads);
+  models::LoadEncoderOptions load;
+  load.device = parse_device(f.device);
+  load.dtype = models::parse_dtype(f.dtype);
+  // Read everything that can be wrong before the (slower) model load.
+  const std::vector<InputLine> lines = read_jsonl_inputs(f.input);
+  std::optional<data::Tokenizer> tokenizer;
+  if (has_tokenizer_files(f.model)) tokenizer = data::Tokenizer::from_pretrained(f.model);
+  const auto encodings = encode_inputs(tokenizer ? &*tokenizer : nullptr, lines,
+                                       to_encode_options(f.tokenization), f.input);
+
+  models::LoadedEncoder model = models::load_encoder(f.model, load);
+  for (const auto& k : model.missing_keys) {
+    std::fprintf(stderr, "warning: %s is not in the checkpoint; initialised fresh\n",
+                 k.c_str());
+  }
+  models::RunEncoderOptions run;
+  run.batch_size = f.batch_size;
+  run.with_hidden_states = !f.no_hidden_states && !model.has_classifier();
+  run.show_progress = true;
+  const models::EncoderRunOutputs out = models::run_encoder(model, encodings, run);
+
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  if (out.logits.defined()) tensors.emplace_back("logits", out.logits);
+  if (out.sentence_embedding.defined())
+    tensors.emplace_back("sentence_embedding", out.sentence_embedding);
+  if (out.pooler_output.defined()) tensors.emplace_back("pooler_output", out.pooler_output);
+  if (out.last_hidden_state.defined()) {
+    tensors.emplace_back("last_hidden_state", out.last_hidden_state);
+    tensors.emplace_back("attention_mask", out.attention_mask);
+  }
+  std::map<std::string, std::string> metadata{{"format", "pt"},
+                                              {"model", fs::absolute(f.model).string()},
+                                              {"inputs", std::to_string(lines.size())}};
+  if (model.has_classifier()) {
+    std::string labels;
+    for (const auto& l : model.config.id2label) labels += (labels.empty() ? "" : ",") + l;
+    metadata["labels"] = labels;
+  }
+  models::save_safetensors(f.output, tensors, metadata);
+  std::fprintf(stderr, "wrote %s: %zu inputs, %lld tokens\n", f.output.c_str(),
+               lines.size(), static_cast<long long>(out.tokens));
+}
+
+}  // namespace
+
+void add_predict_command(CLI::App& app) {
+  auto f = std::make_shared<PredictFlags>();
+  auto* cmd = app.add_subcommand(
+      "predict", "Run a model over a JSONL file; write outputs as safetensors");
+  cmd->add_option("--model", f->model, "Hugging Face model folder")->required();
+  cmd->add_option("--input", f->input,
+                  "JSONL: {\"text\": ..., \"text_pair\": ...} or "
+                  "{\"input_ids\": [...]} per line")
+      ->required();
+  cmd->add_option("--output", f->output, "Output .safetensors file")->required();
+  cmd->add_option("--batch-size", f->batch_size, "Inputs per forward pass")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--device", f->device, "cpu, cuda or cuda:N");
+  cmd->add_option("--dtype", f->dtype, "float32, bfloat16 or float16");
+  cmd->add_option("--threads", f->threads, "CPU threads (default: LibTorch's)");
+  cmd->add_flag("--no-hidden-states", f->no_hidden_states,
+                "Leave last_hidden_state and attention_mask out of the output");
+  add_tokenization_flags(*cmd, f->tokenization);
+  cmd->callback([f] { run_predict(*f); });
+}
+
+}  // namespace peftcpp::cli

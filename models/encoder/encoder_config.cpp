@@ -1,0 +1,220 @@
+#include "models/encoder/encoder_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <stdexcept>
+
+#include "common/error.h"
+
+namespace peftcpp::models {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// Reads j[key] as T when present and not null; keeps `out` otherwise. A value
+// of the wrong JSON type is an error naming the key and the file.
+template <typename T>
+void read_field(const json& j, const char* key, T& out,
+                const std::string& source) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return;
+  try {
+    out = it->get<T>();
+  } catch (const json::exception&) {
+    throw std::runtime_error(error_message(
+        source, std::string("\"") + key + "\" of another JSON type",
+        it->dump()));
+  }
+}
+
+void check_positive(int64_t v, const char* key, const std::string& source) {
+  if (v <= 0) {
+    throw std::runtime_error(error_message(
+        source, std::string("a positive \"") + key + "\"", std::to_string(v)));
+  }
+}
+
+}  // namespace
+
+ProblemType parse_problem_type(const std::string& name) {
+  if (name == "regression") return ProblemType::kRegression;
+  if (name == "single_label_classification")
+    return ProblemType::kSingleLabelClassification;
+  if (name == "multi_label_classification")
+    return ProblemType::kMultiLabelClassification;
+  throw std::invalid_argument(error_message(
+      "problem_type",
+      "regression, single_label_classification or multi_label_classification",
+      "\"" + name + "\""));
+}
+
+std::string problem_type_name(ProblemType type) {
+  switch (type) {
+    case ProblemType::kRegression: return "regression";
+    case ProblemType::kSingleLabelClassification:
+      return "single_label_classification";
+    case ProblemType::kMultiLabelClassification:
+      return "multi_label_classification";
+    case ProblemType::kUnset: break;
+  }
+  return "";
+}
+
+std::string EncoderConfig::base_model_prefix() const {
+  return family == EncoderFamily::kRoberta ? "roberta" : "bert";
+}
+
+int64_t EncoderConfig::max_sequence_length() const {
+  // RoBERTa numbers positions from padding_idx + 1, so that many rows of the
+  // table are never used by a real token.
+  return family == EncoderFamily::kRoberta
+             ? max_position_embeddings - pad_token_id - 1
+             : max_position_embeddings;
+}
+
+bool EncoderConfig::has_sequence_classification_head() const {
+  return std::any_of(architectures.begin(), architectures.end(),
+                     [](const std::string& a) {
+                       return a.find("ForSequenceClassification") !=
+                              std::string::npos;
+                     });
+}
+
+EncoderConfig EncoderConfig::from_json(const json& j,
+                                       const std::string& source) {
+  if (!j.is_object()) {
+    throw std::runtime_error(
+        error_message(source, "a JSON object", std::string(j.type_name())));
+  }
+  EncoderConfig c;
+  read_field(j, "model_type", c.model_type, source);
+  if (c.model_type == "bert") {
+    c.family = EncoderFamily::kBert;
+  } else if (c.model_type == "roberta") {
+    c.family = EncoderFamily::kRoberta;
+  } else {
+    throw std::runtime_error(error_message(
+        source, "model_type \"bert\" or \"roberta\"",
+        "\"" + c.model_type + "\"",
+        "BERT-family encoders are supported; MiniLM checkpoints are \"bert\""));
+  }
+  read_field(j, "architectures", c.architectures, source);
+  read_field(j, "vocab_size", c.vocab_size, source);
+  read_field(j, "hidden_size", c.hidden_size, source);
+  read_field(j, "num_hidden_layers", c.num_hidden_layers, source);
+  read_field(j, "num_attention_heads", c.num_attention_heads, source);
+  read_field(j, "intermediate_size", c.intermediate_size, source);
+  std::string act = "gelu";
+  read_field(j, "hidden_act", act, source);
+  c.hidden_act = parse_activation(act);
+  read_field(j, "hidden_dropout_prob", c.hidden_dropout_prob, source);
+  read_field(j, "attention_probs_dropout_prob", c.attention_probs_dropout_prob,
+             source);
+  read_field(j, "max_position_embeddings", c.max_position_embeddings, source);
+  read_field(j, "type_vocab_size", c.type_vocab_size, source);
+  read_field(j, "layer_norm_eps", c.layer_norm_eps, source);
+  read_field(j, "initializer_range", c.initializer_range, source);
+  read_field(j, "pad_token_id", c.pad_token_id, source);
+  double classifier_dropout = -1;
+  read_field(j, "classifier_dropout", classifier_dropout, source);
+  if (classifier_dropout >= 0) c.classifier_dropout = classifier_dropout;
+  // transformers 5 writes "dtype", 4.x "torch_dtype".
+  read_field(j, "torch_dtype", c.torch_dtype, source);
+  read_field(j, "dtype", c.torch_dtype, source);
+
+  std::string pos = "absolute";
+  read_field(j, "position_embedding_type", pos, source);
+  if (pos != "absolute") {
+    throw std::runtime_error(error_message(
+        source, "position_embedding_type \"absolute\"", "\"" + pos + "\""));
+  }
+
+  // Labels: id2label wins (transformers writes it); else num_labels; else 2.
+  if (auto it = j.find("id2label"); it != j.end() && it->is_object()) {
+    std::map<int64_t, std::string> by_id;
+    for (const auto& [k, v] : it->items()) {
+      by_id[std::stoll(k)] = v.is_string() ? v.get<std::string>() : v.dump();
+    }
+    for (const auto& [id, label] : by_id) c.id2label.push_back(label);
+  } else {
+    int64_t n = 2;
+    read_field(j, "num_labels", n, source);
+    for (int64_t i = 0; i < n; ++i) c.id2label.push_back("LABEL_" + std::to_string(i));
+  }
+  std::string problem;
+  read_field(j, "problem_type", problem, source);
+  if (!problem.empty()) c.problem_type = parse_problem_type(problem);
+
+  check_positive(c.vocab_size, "vocab_size", source);
+  check_positive(c.hidden_size, "hidden_size", source);
+  check_positive(c.num_hidden_layers, "num_hidden_layers", source);
+  check_positive(c.num_attention_heads, "num_attention_heads", source);
+  check_positive(c.intermediate_size, "intermediate_size", source);
+  check_positive(c.max_position_embeddings, "max_position_embeddings", source);
+  if (c.hidden_size % c.num_attention_heads != 0) {
+    throw std::runtime_error(error_message(
+        source, "hidden_size divisible by num_attention_heads",
+        std::to_string(c.hidden_size) + " and " +
+            std::to_string(c.num_attention_heads)));
+  }
+  return c;
+}
+
+EncoderConfig EncoderConfig::from_file(const fs::path& path) {
+  const fs::path file = fs::is_directory(path) ? path / "config.json" : path;
+  std::ifstream in(file);
+  if (!in) {
+    throw std::runtime_error(error_message(
+        "EncoderConfig", "a readable config.json",
+        "no file '" + file.string() + "'",
+        "point at a Hugging Face model folder"));
+  }
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw std::runtime_error(error_message(file.string(), "valid JSON",
+                                           std::string(e.what())));
+  }
+  return from_json(j, file.string());
+}
+
+json EncoderConfig::to_json() const {
+  json j;
+  j["model_type"] = model_type;
+  j["architectures"] = architectures;
+  j["vocab_size"] = vocab_size;
+  j["hidden_size"] = hidden_size;
+  j["num_hidden_layers"] = num_hidden_layers;
+  j["num_attention_heads"] = num_attention_heads;
+  j["intermediate_size"] = intermediate_size;
+  j["hidden_act"] = activation_name(hidden_act);
+  j["hidden_dropout_prob"] = hidden_dropout_prob;
+  j["attention_probs_dropout_prob"] = attention_probs_dropout_prob;
+  j["max_position_embeddings"] = max_position_embeddings;
+  j["type_vocab_size"] = type_vocab_size;
+  j["layer_norm_eps"] = layer_norm_eps;
+  j["initializer_range"] = initializer_range;
+  j["pad_token_id"] = pad_token_id;
+  j["position_embedding_type"] = "absolute";
+  if (classifier_dropout) j["classifier_dropout"] = *classifier_dropout;
+  json id2l = json::object();
+  json l2id = json::object();
+  for (size_t i = 0; i < id2label.size(); ++i) {
+    id2l[std::to_string(i)] = id2label[i];
+    l2id[id2label[i]] = i;
+  }
+  j["id2label"] = id2l;
+  j["label2id"] = l2id;
+  if (problem_type != ProblemType::kUnset)
+    j["problem_type"] = problem_type_name(problem_type);
+  j["torch_dtype"] = torch_dtype;
+  return j;
+}
+
+}  // namespace peftcpp::models
