@@ -5,11 +5,21 @@
 // line itself was wrong.
 
 #include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
 
 #include <cstdio>
 #include <exception>
 
 #include "cli/commands.h"
+
+namespace {
+int report(const CLI::App& app, const char* message) {
+  const auto subs = app.get_subcommands();
+  std::fprintf(stderr, "peftcpp%s%s: error: %s\n", subs.empty() ? "" : " ",
+               subs.empty() ? "" : subs[0]->get_name().c_str(), message);
+  return 1;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -24,12 +34,11 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);  // prints help / version / the usage error
     return code == 0 ? 0 : 2;
+  } catch (const c10::Error& e) {
+    // LibTorch's own checks: the message without the C++ backtrace.
+    return report(app, e.what_without_backtrace());
   } catch (const std::exception& e) {
-    const auto* sub = app.get_subcommands().empty() ? nullptr
-                                                    : app.get_subcommands()[0];
-    std::fprintf(stderr, "peftcpp%s%s: error: %s\n", sub ? " " : "",
-                 sub ? sub->get_name().c_str() : "", e.what());
-    return 1;
+    return report(app, e.what());
   }
   return 0;
 }

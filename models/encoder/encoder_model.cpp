@@ -135,8 +135,11 @@ at::Tensor SelfAttentionImpl::forward(const at::Tensor& hidden,
     k = at::cat({prefix->key.to(k.dtype()), k}, /*dim=*/2);
     v = at::cat({prefix->value.to(v.dtype()), v}, /*dim=*/2);
   }
+  // An undefined mask must reach SDPA as "no mask", not as a tensor.
+  const std::optional<at::Tensor> attn_mask =
+      mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt;
   at::Tensor out = at::scaled_dot_product_attention(
-      q, k, v, mask, is_training() ? dropout_ : 0.0, /*is_causal=*/false);
+      q, k, v, attn_mask, is_training() ? dropout_ : 0.0, /*is_causal=*/false);
   // [B, H, T, D] -> [B, T, H*D]
   return out.transpose(1, 2).reshape({batch, length, num_heads_ * head_dim_});
 }
