@@ -55,11 +55,16 @@ export CCACHE_DIR="$cache/ccache"
 export CCACHE_BASEDIR="$repo"
 export CCACHE_NOHASHDIR=true
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+# Precompiled headers: ccache caches them and their users only when told to
+# ignore the PCH's timestamps and __DATE__-style macros.
+export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
 if [ ! -f "$build/build.ninja" ]; then
   say "configuring $build"
+  mkdir -p "$(dirname "$build")"
   cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DPEFTCPP_PYTHON="$PEFTCPP_PYTHON" >"$cache/configure.log" 2>&1 ||
-    { cat "$cache/configure.log" >&2; say "configure failed (log above)"; exit 1; }
+    -DPEFTCPP_PYTHON="$PEFTCPP_PYTHON" >"$build.configure.log" 2>&1 ||
+    { cat "$build.configure.log" >&2; say "configure failed (log above)"; exit 1; }
+  mv "$build.configure.log" "$build/configure.log"
 fi
 say "building ($jobs jobs)"
 cmake --build "$build" --parallel "$jobs"
