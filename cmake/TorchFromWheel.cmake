@@ -42,6 +42,13 @@ add_library(peftcpp_torch INTERFACE)
 target_link_libraries(peftcpp_torch INTERFACE ${TORCH_LIBRARIES})
 target_compile_options(peftcpp_torch INTERFACE ${TORCH_CXX_FLAGS})
 target_link_options(peftcpp_torch INTERFACE "LINKER:--as-needed")
+# The wheel's libtorch.so exports its own statically linked copy of
+# std::filesystem (64 symbols). The dynamic linker binds each symbol to the
+# first library in DT_NEEDED order that defines it, and torch comes first,
+# so our std::filesystem::remove_all would run torch's copy, which crashes.
+# Naming libstdc++ before anything else makes the system's copy win.
+target_link_options(peftcpp_torch INTERFACE
+  "SHELL:-Wl,--push-state,--no-as-needed -lstdc++ -Wl,--pop-state")
 find_library(PEFTCPP_TORCH_CUDA_LIB torch_cuda PATHS "${PEFTCPP_TORCH_ROOT}/lib" NO_DEFAULT_PATH)
 if(PEFTCPP_TORCH_CUDA_LIB)
   target_link_libraries(peftcpp_torch INTERFACE
