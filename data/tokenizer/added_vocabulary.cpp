@@ -17,9 +17,11 @@ bool is_continuation_byte(char c) {
 
 // The last code point of text[0, end), or 0 when empty.
 char32_t last_code_point(std::string_view text, size_t end) {
-  if (end == 0) return 0;
+  if (end == 0)
+    return 0;
   size_t start = end - 1;
-  while (start > 0 && is_continuation_byte(text[start])) --start;
+  while (start > 0 && is_continuation_byte(text[start]))
+    --start;
   return unicode::next_code_point(text, start);
 }
 
@@ -29,7 +31,8 @@ bool ends_with_word(std::string_view text, size_t end) {
 }
 
 bool starts_with_word(std::string_view text, size_t begin) {
-  if (begin >= text.size()) return false;
+  if (begin >= text.size())
+    return false;
   return unicode::is_word_char(unicode::next_code_point(text, begin));
 }
 
@@ -37,9 +40,11 @@ bool starts_with_word(std::string_view text, size_t begin) {
 size_t trailing_space_start(std::string_view text, size_t end) {
   while (end > 0) {
     size_t start = end - 1;
-    while (start > 0 && is_continuation_byte(text[start])) --start;
+    while (start > 0 && is_continuation_byte(text[start]))
+      --start;
     size_t i = start;
-    if (!unicode::is_whitespace(unicode::next_code_point(text, i))) break;
+    if (!unicode::is_whitespace(unicode::next_code_point(text, i)))
+      break;
     end = start;
   }
   return end;
@@ -49,7 +54,8 @@ size_t trailing_space_start(std::string_view text, size_t end) {
 size_t leading_space_end(std::string_view text, size_t begin) {
   while (begin < text.size()) {
     size_t i = begin;
-    if (!unicode::is_whitespace(unicode::next_code_point(text, i))) break;
+    if (!unicode::is_whitespace(unicode::next_code_point(text, i)))
+      break;
     begin = i;
   }
   return begin;
@@ -64,8 +70,10 @@ bool AddedToken::operator==(const AddedToken& o) const {
 }
 
 void AddedVocabulary::Trie::insert(std::string_view pattern, int64_t id) {
-  if (nodes.empty()) nodes.emplace_back();
-  if (pattern.empty()) return;  // an empty pattern would match everywhere
+  if (nodes.empty())
+    nodes.emplace_back();
+  if (pattern.empty())
+    return;  // an empty pattern would match everywhere
   first_byte[static_cast<unsigned char>(pattern[0])] = true;
   int32_t node = 0;
   for (char ch : pattern) {
@@ -94,7 +102,8 @@ size_t AddedVocabulary::Trie::longest_at(std::string_view text, size_t at,
     const auto& next = nodes[node].next;
     auto it = std::find_if(next.begin(), next.end(),
                            [b](const auto& e) { return e.first == b; });
-    if (it == next.end()) break;
+    if (it == next.end())
+      break;
     node = it->second;
     if (nodes[node].id >= 0) {
       best = i + 1;
@@ -112,11 +121,14 @@ void AddedVocabulary::add(const std::vector<AddedToken>& tokens,
   int64_t next_id = vocab_size;
   if (!by_id_.empty()) {
     int64_t max_id = -1;
-    for (const auto& entry : by_id_) max_id = std::max(max_id, entry.first);
-    if (max_id >= vocab_size || vocab_size == 0) next_id = max_id + 1;
+    for (const auto& entry : by_id_)
+      max_id = std::max(max_id, entry.first);
+    if (max_id >= vocab_size || vocab_size == 0)
+      next_id = max_id + 1;
   }
   for (const AddedToken& token : tokens) {
-    if (token.content.empty()) continue;
+    if (token.content.empty())
+      continue;
     const auto known = by_content_.find(token.content);
     if (known != by_content_.end() && by_id_.at(known->second) == token) {
       continue;
@@ -132,10 +144,12 @@ void AddedVocabulary::add(const std::vector<AddedToken>& tokens,
     if (token.normalized && normalizer != nullptr) {
       std::string normalized = token.content;
       normalizer->normalize(normalized);
-      if (normalized != token.content) normalized_content_[id] = normalized;
+      if (normalized != token.content)
+        normalized_content_[id] = normalized;
     }
     by_content_[token.content] = id;
-    if (token.special) special_.insert(token.content);
+    if (token.special)
+      special_.insert(token.content);
     by_id_[id] = token;
   }
   rebuild_tries();
@@ -164,15 +178,18 @@ void AddedVocabulary::rebuild_tries() {
 std::optional<int64_t> AddedVocabulary::token_to_id(
     std::string_view content) const {
   const auto it = by_content_.find(std::string(content));
-  if (it == by_content_.end()) return std::nullopt;
+  if (it == by_content_.end())
+    return std::nullopt;
   return it->second;
 }
 
 std::optional<std::string> AddedVocabulary::id_to_token(int64_t id) const {
   const auto it = by_id_.find(id);
-  if (it == by_id_.end()) return std::nullopt;
+  if (it == by_id_.end())
+    return std::nullopt;
   const auto cached = normalized_content_.find(id);
-  if (cached != normalized_content_.end()) return cached->second;
+  if (cached != normalized_content_.end())
+    return cached->second;
   return it->second.content;
 }
 
@@ -182,9 +199,11 @@ bool AddedVocabulary::is_special(std::string_view content) const {
 
 std::vector<AddedSplit> AddedVocabulary::split(std::string_view text,
                                                bool normalized) const {
-  if (text.empty()) return {AddedSplit{0, 0, std::nullopt}};
+  if (text.empty())
+    return {AddedSplit{0, 0, std::nullopt}};
   const Trie& trie = normalized ? normalized_trie_ : raw_trie_;
-  if (trie.empty()) return {AddedSplit{0, text.size(), std::nullopt}};
+  if (trie.empty())
+    return {AddedSplit{0, text.size(), std::nullopt}};
   std::vector<AddedSplit> out;
   size_t done = 0;  // end of the last accepted split
   size_t pos = 0;   // where the next match may start
@@ -193,20 +212,26 @@ std::vector<AddedSplit> AddedVocabulary::split(std::string_view text,
     size_t start = pos, stop = 0;
     int64_t id = -1;
     for (; start < text.size(); ++start) {
-      if (!trie.first_byte[static_cast<unsigned char>(text[start])]) continue;
+      if (!trie.first_byte[static_cast<unsigned char>(text[start])])
+        continue;
       stop = trie.longest_at(text, start, id);
-      if (stop != 0) break;
+      if (stop != 0)
+        break;
     }
-    if (stop == 0) break;
+    if (stop == 0)
+      break;
     pos = stop;  // the matcher resumes after the raw match, whatever follows
     const AddedToken& token = by_id_.at(id);
     if (token.single_word && ((start > 0 && ends_with_word(text, start)) ||
                               starts_with_word(text, stop))) {
       continue;  // inside a word: not this token
     }
-    if (token.lstrip) start = std::max(trailing_space_start(text, start), done);
-    if (token.rstrip) stop = leading_space_end(text, stop);
-    if (done < start) out.push_back(AddedSplit{done, start, std::nullopt});
+    if (token.lstrip)
+      start = std::max(trailing_space_start(text, start), done);
+    if (token.rstrip)
+      stop = leading_space_end(text, stop);
+    if (done < start)
+      out.push_back(AddedSplit{done, start, std::nullopt});
     out.push_back(AddedSplit{start, stop, id});
     done = stop;
   }

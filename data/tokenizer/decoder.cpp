@@ -23,11 +23,12 @@ void replace_all(std::string& s, std::string_view from, std::string_view to) {
 // tokenizers' decoders::wordpiece::cleanup, same replacements, same order.
 void cleanup(std::string& s) {
   static constexpr std::pair<std::string_view, std::string_view> kRules[] = {
-      {" .", "."},      {" ?", "?"},         {" !", "!"},   {" ,", ","},
-      {" ' ", "'"},     {" n't", "n't"},     {" 'm", "'m"},
-      {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"},
+      {" .", "."},   {" ?", "?"},     {" !", "!"},     {" ,", ","},
+      {" ' ", "'"},  {" n't", "n't"}, {" 'm", "'m"},   {" do not", " don't"},
+      {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"},
   };
-  for (const auto& [from, to] : kRules) replace_all(s, from, to);
+  for (const auto& [from, to] : kRules)
+    replace_all(s, from, to);
 }
 
 }  // namespace
@@ -49,7 +50,8 @@ std::string WordPieceDecoder::decode(
       piece = t;
     }
     // HF cleans each token on its own, so a rule never spans two tokens.
-    if (cleanup_) cleanup(piece);
+    if (cleanup_)
+      cleanup(piece);
     out += piece;
   }
   return out;
@@ -57,7 +59,8 @@ std::string WordPieceDecoder::decode(
 
 std::unique_ptr<Decoder> decoder_from_json(const nlohmann::json& j,
                                            std::string_view where) {
-  if (j.is_null()) return nullptr;
+  if (j.is_null())
+    return nullptr;
   const std::string type = json_type(j, where);
   if (type == "WordPiece") {
     return std::make_unique<WordPieceDecoder>(

@@ -8,7 +8,8 @@ namespace {
 
 template <typename T>
 void keep(std::vector<T>& v, size_t n, Side side) {
-  if (v.size() <= n) return;
+  if (v.size() <= n)
+    return;
   if (side == Side::kRight) {
     v.resize(n);
   } else {
@@ -59,7 +60,8 @@ void Encoding::truncate(size_t max_length, Side side) {
 
 void Encoding::pad(size_t length, int64_t pad_id, int64_t pad_type_id,
                    const std::string& pad_token, Side side) {
-  if (ids.size() >= length) return;
+  if (ids.size() >= length)
+    return;
   const size_t n = length - ids.size();
   grow(ids, n, pad_id, side);
   grow(type_ids, n, pad_type_id, side);

@@ -38,7 +38,8 @@ template <typename T>
 T json_get_or(const nlohmann::json& j, std::string_view key, T fallback,
               std::string_view where) {
   const auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return fallback;
+  if (it == j.end() || it->is_null())
+    return fallback;
   return json_as<T>(*it, json_path(where, key),
                     std::string("a ") + nlohmann::json(fallback).type_name());
 }
@@ -49,9 +50,8 @@ T json_require(const nlohmann::json& j, std::string_view key,
                std::string_view where, std::string_view expected) {
   const auto it = j.find(key);
   if (it == j.end()) {
-    throw std::runtime_error(error_message(where, "a field \"" +
-                                                      std::string(key) + "\"",
-                                           "none"));
+    throw std::runtime_error(
+        error_message(where, "a field \"" + std::string(key) + "\"", "none"));
   }
   return json_as<T>(*it, json_path(where, key), expected);
 }

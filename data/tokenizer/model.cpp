@@ -24,17 +24,17 @@ std::unique_ptr<Model> wordpiece_from_json(const nlohmann::json& j,
       j, "max_input_chars_per_word", o.max_input_chars_per_word, where);
   const auto vocab_it = j.find("vocab");
   if (vocab_it == j.end() || !vocab_it->is_object()) {
-    throw std::runtime_error(error_message(
-        json_path(where, "vocab"), "an object of token -> id",
-        vocab_it == j.end() ? "none" : vocab_it->type_name()));
+    throw std::runtime_error(
+        error_message(json_path(where, "vocab"), "an object of token -> id",
+                      vocab_it == j.end() ? "none" : vocab_it->type_name()));
   }
   std::vector<std::pair<std::string, int64_t>> vocab;
   vocab.reserve(vocab_it->size());
   for (const auto& [token, id] : vocab_it->items()) {
     if (!id.is_number_unsigned()) {
-      throw std::runtime_error(error_message(
-          json_path(where, "vocab"), "a non-negative integer id",
-          "\"" + token + "\": " + id.dump()));
+      throw std::runtime_error(
+          error_message(json_path(where, "vocab"), "a non-negative integer id",
+                        "\"" + token + "\": " + id.dump()));
     }
     vocab.emplace_back(token, id.get<int64_t>());
   }
@@ -57,11 +57,13 @@ std::unique_ptr<Model> model_from_json(const nlohmann::json& j,
   } else if (j.contains("max_input_chars_per_word")) {
     type = "WordPiece";
   }
-  if (type == "WordPiece") return wordpiece_from_json(j, where);
-  throw std::runtime_error(error_message(
-      where, "a model of a supported type (WordPiece)",
-      type.empty() ? std::string("a model without a type") : "type \"" + type + "\"",
-      "BPE and Unigram models are not implemented yet"));
+  if (type == "WordPiece")
+    return wordpiece_from_json(j, where);
+  throw std::runtime_error(
+      error_message(where, "a model of a supported type (WordPiece)",
+                    type.empty() ? std::string("a model without a type")
+                                 : "type \"" + type + "\"",
+                    "BPE and Unigram models are not implemented yet"));
 }
 
 }  // namespace peftcpp::data

@@ -27,7 +27,8 @@ class Model {
  public:
   virtual ~Model() = default;
   /// Appends the tokens of one word (never empty) to `out`.
-  virtual void tokenize(std::string_view word, std::vector<Token>& out) const = 0;
+  virtual void tokenize(std::string_view word,
+                        std::vector<Token>& out) const = 0;
   /// The id of `token`, if it is in the vocabulary.
   virtual std::optional<int64_t> token_to_id(std::string_view token) const = 0;
   /// The token with `id`, if there is one; owned by the model.

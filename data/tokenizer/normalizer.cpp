@@ -15,7 +15,8 @@ namespace {
 
 bool is_ascii(std::string_view s) {
   for (char c : s) {
-    if (static_cast<unsigned char>(c) >= 0x80) return false;
+    if (static_cast<unsigned char>(c) >= 0x80)
+      return false;
   }
   return true;
 }
@@ -23,7 +24,8 @@ bool is_ascii(std::string_view s) {
 // clean_text's test (HF bert.rs): U+0000, U+FFFD and is_other() go, except
 // \t \n \r, which are whitespace to BERT.
 bool removed_by_clean_text(char32_t cp) {
-  if (cp == 0x09 || cp == 0x0A || cp == 0x0D) return false;
+  if (cp == 0x09 || cp == 0x0A || cp == 0x0D)
+    return false;
   return cp == 0 || cp == 0xFFFD || unicode::is_other(cp);
 }
 
@@ -47,7 +49,8 @@ void BertNormalizer::normalize(std::string& text) const {
           continue;  // controls, 0x0B and 0x0C included (Cc before space)
         }
       }
-      if (options_.lowercase && c >= 'A' && c <= 'Z') c += 32;
+      if (options_.lowercase && c >= 'A' && c <= 'Z')
+        c += 32;
       text[w++] = static_cast<char>(c);
     }
     text.resize(w);
@@ -59,8 +62,10 @@ void BertNormalizer::normalize(std::string& text) const {
   for (size_t i = 0; i < text.size();) {
     char32_t cp = unicode::next_code_point(text, i);
     if (options_.clean_text) {
-      if (removed_by_clean_text(cp)) continue;
-      if (unicode::is_whitespace(cp)) cp = U' ';
+      if (removed_by_clean_text(cp))
+        continue;
+      if (unicode::is_whitespace(cp))
+        cp = U' ';
     }
     if (options_.handle_chinese_chars && unicode::is_chinese_char(cp)) {
       cps.push_back(U' ');
@@ -74,14 +79,16 @@ void BertNormalizer::normalize(std::string& text) const {
     cps = unicode::nfd(cps);
     size_t w = 0;
     for (char32_t cp : cps) {
-      if (!unicode::is_nonspacing_mark(cp)) cps[w++] = cp;
+      if (!unicode::is_nonspacing_mark(cp))
+        cps[w++] = cp;
     }
     cps.resize(w);
   }
   if (options_.lowercase) {
     std::vector<char32_t> lower;
     lower.reserve(cps.size() + 2);
-    for (char32_t cp : cps) unicode::append_lowercase(lower, cp);
+    for (char32_t cp : cps)
+      unicode::append_lowercase(lower, cp);
     cps.swap(lower);
   }
   text = unicode::encode_utf8(cps);
@@ -89,12 +96,14 @@ void BertNormalizer::normalize(std::string& text) const {
 
 std::unique_ptr<Normalizer> normalizer_from_json(const nlohmann::json& j,
                                                  std::string_view where) {
-  if (j.is_null()) return nullptr;
+  if (j.is_null())
+    return nullptr;
   const std::string type = json_type(j, where);
   if (type == "BertNormalizer") {
     BertNormalizerOptions o;
     o.clean_text = json_get_or(j, "clean_text", true, where);
-    o.handle_chinese_chars = json_get_or(j, "handle_chinese_chars", true, where);
+    o.handle_chinese_chars =
+        json_get_or(j, "handle_chinese_chars", true, where);
     o.lowercase = json_get_or(j, "lowercase", true, where);
     if (j.contains("strip_accents") && !j.at("strip_accents").is_null()) {
       o.strip_accents = json_get_or(j, "strip_accents", false, where);
@@ -103,8 +112,7 @@ std::unique_ptr<Normalizer> normalizer_from_json(const nlohmann::json& j,
   }
   throw std::runtime_error(error_message(
       where, "a normalizer of a supported type (BertNormalizer) or null",
-      "type \"" + type + "\"",
-      "other normalizers are not implemented yet"));
+      "type \"" + type + "\"", "other normalizers are not implemented yet"));
 }
 
 }  // namespace peftcpp::data

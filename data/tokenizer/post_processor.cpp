@@ -43,7 +43,8 @@ TemplateProcessing::TemplateProcessing(
       special_(std::move(special)) {
   bool has_a = false, has_b = false;
   for (const auto& p : pair_) {
-    if (p.is_sequence) (p.sequence == 0 ? has_a : has_b) = true;
+    if (p.is_sequence)
+      (p.sequence == 0 ? has_a : has_b) = true;
   }
   if (!pair_.empty() && !(has_a && has_b)) {
     throw std::runtime_error(error_message(
@@ -76,7 +77,8 @@ size_t TemplateProcessing::count_added(
     const std::vector<TemplatePiece>& pieces) const {
   size_t n = 0;
   for (const auto& p : pieces) {
-    if (!p.is_sequence) n += special_.at(p.special).ids.size();
+    if (!p.is_sequence)
+      n += special_.at(p.special).ids.size();
   }
   return n;
 }
@@ -110,7 +112,8 @@ BertProcessing::BertProcessing(SpecialTokenId sep, SpecialTokenId cls)
 
 Encoding BertProcessing::process(Encoding first, std::optional<Encoding> second,
                                  bool add_special_tokens) const {
-  if (!add_special_tokens) return merge_plain(std::move(first), second, 1);
+  if (!add_special_tokens)
+    return merge_plain(std::move(first), second, 1);
   Encoding out;
   push_special(out, cls_, 0);
   set_type_ids(first, 0);
@@ -131,7 +134,8 @@ Encoding RobertaProcessing::process(Encoding first,
                                     std::optional<Encoding> second,
                                     bool add_special_tokens) const {
   // RoBERTa has no segment embeddings worth using: every type id is 0.
-  if (!add_special_tokens) return merge_plain(std::move(first), second, 0);
+  if (!add_special_tokens)
+    return merge_plain(std::move(first), second, 0);
   Encoding out;
   push_special(out, cls_, 0);
   set_type_ids(first, 0);
@@ -161,7 +165,8 @@ std::vector<TemplatePiece> template_from_json(const nlohmann::json& j,
     TemplatePiece p;
     if (item.is_object() && item.contains("Sequence")) {
       const auto& s = item.at("Sequence");
-      const auto name = json_require<std::string>(s, "id", at, "\"A\" or \"B\"");
+      const auto name =
+          json_require<std::string>(s, "id", at, "\"A\" or \"B\"");
       if (name != "A" && name != "B") {
         throw std::runtime_error(
             error_message(at + ".id", "\"A\" or \"B\"", "\"" + name + "\""));
@@ -199,7 +204,8 @@ SpecialTokenId special_pair_from_json(const nlohmann::json& j,
 
 std::unique_ptr<PostProcessor> post_processor_from_json(
     const nlohmann::json& j, std::string_view where) {
-  if (j.is_null()) return nullptr;
+  if (j.is_null())
+    return nullptr;
   const std::string type = json_type(j, where);
   const std::string at(where);
   if (type == "TemplateProcessing") {
@@ -212,13 +218,13 @@ std::unique_ptr<PostProcessor> post_processor_from_json(
         t.id = json_get_or<std::string>(value, "id", name, sat);
         t.ids = json_require<std::vector<int64_t>>(value, "ids", sat,
                                                    "a list of ids");
-        t.tokens = json_require<std::vector<std::string>>(
-            value, "tokens", sat, "a list of strings");
+        t.tokens = json_require<std::vector<std::string>>(value, "tokens", sat,
+                                                          "a list of strings");
         if (t.ids.size() != t.tokens.size()) {
-          throw std::runtime_error(error_message(
-              sat, "as many ids as tokens",
-              std::to_string(t.ids.size()) + " ids and " +
-                  std::to_string(t.tokens.size()) + " tokens"));
+          throw std::runtime_error(
+              error_message(sat, "as many ids as tokens",
+                            std::to_string(t.ids.size()) + " ids and " +
+                                std::to_string(t.tokens.size()) + " tokens"));
         }
         special.emplace(name, std::move(t));
       }
@@ -240,12 +246,12 @@ std::unique_ptr<PostProcessor> post_processor_from_json(
         special_pair_from_json(j, "sep", where),
         special_pair_from_json(j, "cls", where));
   }
-  throw std::runtime_error(error_message(
-      where,
-      "a post-processor of a supported type (TemplateProcessing, "
-      "BertProcessing, RobertaProcessing) or null",
-      "type \"" + type + "\"",
-      "other post-processors are not implemented yet"));
+  throw std::runtime_error(
+      error_message(where,
+                    "a post-processor of a supported type (TemplateProcessing, "
+                    "BertProcessing, RobertaProcessing) or null",
+                    "type \"" + type + "\"",
+                    "other post-processors are not implemented yet"));
 }
 
 }  // namespace peftcpp::data

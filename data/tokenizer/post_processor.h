@@ -111,7 +111,7 @@ class RobertaProcessing : public PostProcessor {
 /// Builds the post-processor that a tokenizer.json "post_processor" value
 /// describes; null gives nullptr. Throws std::runtime_error naming `where`
 /// and the supported types for anything else.
-std::unique_ptr<PostProcessor> post_processor_from_json(
-    const nlohmann::json& j, std::string_view where);
+std::unique_ptr<PostProcessor> post_processor_from_json(const nlohmann::json& j,
+                                                        std::string_view where);
 
 }  // namespace peftcpp::data

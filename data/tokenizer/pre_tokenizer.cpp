@@ -17,7 +17,9 @@ struct AsciiClasses {
   unsigned char of[128] = {};
   AsciiClasses() {
     for (char32_t c = 0; c < 128; ++c) {
-      of[c] = unicode::is_whitespace(c) ? 1 : unicode::is_punctuation(c) ? 2 : 0;
+      of[c] = unicode::is_whitespace(c)    ? 1
+              : unicode::is_punctuation(c) ? 2
+                                           : 0;
     }
   }
 };
@@ -40,7 +42,9 @@ void BertPreTokenizer::pre_tokenize(std::string_view text,
       ++i;
     } else {
       const char32_t cp = unicode::next_code_point(text, i);
-      cls = unicode::is_whitespace(cp) ? 1 : unicode::is_punctuation(cp) ? 2 : 0;
+      cls = unicode::is_whitespace(cp)    ? 1
+            : unicode::is_punctuation(cp) ? 2
+                                          : 0;
     }
     if (cls == 0) {
       if (!in_word) {
@@ -53,20 +57,23 @@ void BertPreTokenizer::pre_tokenize(std::string_view text,
       out.words.push_back(text.substr(word_start, at - word_start));
       in_word = false;
     }
-    if (cls == 2) out.words.push_back(text.substr(at, i - at));
+    if (cls == 2)
+      out.words.push_back(text.substr(at, i - at));
   }
-  if (in_word) out.words.push_back(text.substr(word_start));
+  if (in_word)
+    out.words.push_back(text.substr(word_start));
 }
 
 std::unique_ptr<PreTokenizer> pre_tokenizer_from_json(const nlohmann::json& j,
                                                       std::string_view where) {
-  if (j.is_null()) return nullptr;
+  if (j.is_null())
+    return nullptr;
   const std::string type = json_type(j, where);
-  if (type == "BertPreTokenizer") return std::make_unique<BertPreTokenizer>();
+  if (type == "BertPreTokenizer")
+    return std::make_unique<BertPreTokenizer>();
   throw std::runtime_error(error_message(
       where, "a pre-tokenizer of a supported type (BertPreTokenizer) or null",
-      "type \"" + type + "\"",
-      "other pre-tokenizers are not implemented yet"));
+      "type \"" + type + "\"", "other pre-tokenizers are not implemented yet"));
 }
 
 }  // namespace peftcpp::data

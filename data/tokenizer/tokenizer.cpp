@@ -66,24 +66,28 @@ Encoding Tokenizer::encode_sequence(std::string_view input) const {
   for (const AddedSplit& raw : added_.split(input, /*normalized=*/false)) {
     const std::string_view raw_text =
         input.substr(raw.begin, raw.end - raw.begin);
-    if (raw_text.empty()) continue;
+    if (raw_text.empty())
+      continue;
     if (raw.id) {
       pieces.push_back(Piece{raw_text, *raw.id});
       continue;
     }
     std::string& text = normalized.emplace_back(raw_text);
-    if (normalizer_) normalizer_->normalize(text);
+    if (normalizer_)
+      normalizer_->normalize(text);
     for (const AddedSplit& part : added_.split(text, /*normalized=*/true)) {
       const std::string_view part_text =
           std::string_view(text).substr(part.begin, part.end - part.begin);
-      if (part_text.empty()) continue;
+      if (part_text.empty())
+        continue;
       if (part.id) {
         pieces.push_back(Piece{part_text, *part.id});
       } else if (pre_tokenizer_) {
         const size_t first = words.words.size();
         pre_tokenizer_->pre_tokenize(part_text, words);
         for (size_t i = first; i < words.words.size(); ++i) {
-          if (!words.words[i].empty()) pieces.push_back({words.words[i], -1});
+          if (!words.words[i].empty())
+            pieces.push_back({words.words[i], -1});
         }
       } else {
         pieces.push_back(Piece{part_text, -1});
@@ -130,7 +134,8 @@ void Tokenizer::check_options(const EncodeOptions& o, bool is_pair) const {
         "max_length " + std::to_string(*o.max_length),
         "raise max_length or set add_special_tokens to false"));
   }
-  if (o.padding == PaddingStrategy::kDoNotPad) return;
+  if (o.padding == PaddingStrategy::kDoNotPad)
+    return;
   if (!pad_) {
     throw std::invalid_argument(error_message(
         where, "a pad token for padding", "a tokenizer without one",
@@ -155,7 +160,8 @@ Encoding Tokenizer::post_process(Encoding first, std::optional<Encoding> second,
                                  const EncodeOptions& o) const {
   if (o.truncation != TruncationStrategy::kDoNotTruncate && o.max_length) {
     size_t budget = *o.max_length;
-    if (o.add_special_tokens) budget -= num_special_tokens_to_add(second.has_value());
+    if (o.add_special_tokens)
+      budget -= num_special_tokens_to_add(second.has_value());
     truncate_encodings(first, second, budget, o.truncation, o.truncation_side);
   }
   if (post_processor_) {
@@ -172,12 +178,14 @@ Encoding Tokenizer::post_process(Encoding first, std::optional<Encoding> second,
 
 void Tokenizer::pad(std::vector<Encoding>& encodings,
                     const EncodeOptions& o) const {
-  if (o.padding == PaddingStrategy::kDoNotPad || encodings.empty()) return;
+  if (o.padding == PaddingStrategy::kDoNotPad || encodings.empty())
+    return;
   size_t length = 0;
   if (o.padding == PaddingStrategy::kMaxLength) {
     length = *o.max_length;
   } else {
-    for (const auto& e : encodings) length = std::max(length, e.size());
+    for (const auto& e : encodings)
+      length = std::max(length, e.size());
   }
   if (o.pad_to_multiple_of && length % *o.pad_to_multiple_of != 0) {
     length += *o.pad_to_multiple_of - length % *o.pad_to_multiple_of;
@@ -193,7 +201,8 @@ Encoding Tokenizer::encode(std::string_view text,
   check_options(options, pair.has_value());
   Encoding first = encode_sequence(text);
   std::optional<Encoding> second;
-  if (pair) second = encode_sequence(*pair);
+  if (pair)
+    second = encode_sequence(*pair);
   std::vector<Encoding> one;
   one.push_back(post_process(std::move(first), std::move(second), options));
   pad(one, options);
@@ -202,7 +211,8 @@ Encoding Tokenizer::encode(std::string_view text,
 
 std::vector<Encoding> Tokenizer::encode_batch(
     const std::vector<TextInput>& inputs, const EncodeOptions& options) const {
-  for (const auto& in : inputs) check_options(options, in.pair.has_value());
+  for (const auto& in : inputs)
+    check_options(options, in.pair.has_value());
   EncodeOptions unpadded = options;
   unpadded.padding = PaddingStrategy::kDoNotPad;  // padded together below
   unpadded.pad_to_multiple_of.reset();
@@ -216,10 +226,10 @@ std::vector<Encoding> Tokenizer::encode_batch(
     for (size_t i; (i = next.fetch_add(1)) < inputs.size();) {
       try {
         const auto& in = inputs[i];
-        out[i] = encode(in.text,
-                        in.pair ? std::optional<std::string_view>(*in.pair)
-                                : std::nullopt,
-                        unpadded);
+        out[i] = encode(
+            in.text,
+            in.pair ? std::optional<std::string_view>(*in.pair) : std::nullopt,
+            unpadded);
       } catch (...) {
         // Report the failing input with the lowest index, whatever the
         // thread timing, so errors are reproducible.
@@ -234,10 +244,13 @@ std::vector<Encoding> Tokenizer::encode_batch(
   const size_t cores = std::max(1u, std::thread::hardware_concurrency());
   const size_t n_threads = std::min(cores, inputs.size());
   std::vector<std::thread> threads;
-  for (size_t t = 1; t < n_threads; ++t) threads.emplace_back(work);
+  for (size_t t = 1; t < n_threads; ++t)
+    threads.emplace_back(work);
   work();
-  for (auto& t : threads) t.join();
-  if (error) std::rethrow_exception(error);
+  for (auto& t : threads)
+    t.join();
+  if (error)
+    std::rethrow_exception(error);
   pad(out, options);
   return out;
 }
@@ -248,35 +261,44 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids,
   tokens.reserve(ids.size());
   for (int64_t id : ids) {
     std::optional<std::string> token = id_to_token(id);
-    if (!token) continue;  // unknown ids vanish, as in HF
-    if (skip_special_tokens && added_.is_special(*token)) continue;
+    if (!token)
+      continue;  // unknown ids vanish, as in HF
+    if (skip_special_tokens && added_.is_special(*token))
+      continue;
     tokens.push_back(std::move(*token));
   }
-  if (decoder_) return decoder_->decode(tokens);
+  if (decoder_)
+    return decoder_->decode(tokens);
   std::string out;
   for (size_t i = 0; i < tokens.size(); ++i) {
-    if (i > 0) out += ' ';
+    if (i > 0)
+      out += ' ';
     out += tokens[i];
   }
   return out;
 }
 
 std::optional<int64_t> Tokenizer::token_to_id(std::string_view token) const {
-  if (auto id = added_.token_to_id(token)) return id;
+  if (auto id = added_.token_to_id(token))
+    return id;
   return model_->token_to_id(token);
 }
 
 std::optional<std::string> Tokenizer::id_to_token(int64_t id) const {
-  if (auto token = added_.id_to_token(id)) return token;
-  if (auto token = model_->id_to_token(id)) return std::string(*token);
+  if (auto token = added_.id_to_token(id))
+    return token;
+  if (auto token = model_->id_to_token(id))
+    return std::string(*token);
   return std::nullopt;
 }
 
 size_t Tokenizer::vocab_size(bool with_added_tokens) const {
   size_t n = model_->vocab_size();
-  if (!with_added_tokens) return n;
+  if (!with_added_tokens)
+    return n;
   for (const auto& entry : added_.contents()) {
-    if (!model_->token_to_id(entry.first)) ++n;
+    if (!model_->token_to_id(entry.first))
+      ++n;
   }
   return n;
 }

@@ -175,7 +175,8 @@ class Tokenizer {
   Encoding post_process(Encoding first, std::optional<Encoding> second,
                         const EncodeOptions& options) const;
   void check_options(const EncodeOptions& options, bool is_pair) const;
-  void pad(std::vector<Encoding>& encodings, const EncodeOptions& options) const;
+  void pad(std::vector<Encoding>& encodings,
+           const EncodeOptions& options) const;
 
   std::unique_ptr<Normalizer> normalizer_;
   std::unique_ptr<PreTokenizer> pre_tokenizer_;

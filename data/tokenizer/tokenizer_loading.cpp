@@ -24,8 +24,8 @@ namespace {
 nlohmann::json read_json(const fs::path& path, std::string_view where) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
-    throw std::runtime_error(error_message(
-        where, "an existing file", path.string() + " (no such file)"));
+    throw std::runtime_error(error_message(where, "an existing file",
+                                           path.string() + " (no such file)"));
   }
   std::ifstream in(path, std::ios::binary);
   std::stringstream buf;
@@ -37,9 +37,9 @@ nlohmann::json read_json(const fs::path& path, std::string_view where) {
   try {
     return nlohmann::json::parse(buf.str());
   } catch (const nlohmann::json::parse_error& e) {
-    throw std::runtime_error(error_message(
-        where, "valid JSON in " + path.string(), e.what(),
-        "the file is truncated or not a tokenizer file"));
+    throw std::runtime_error(
+        error_message(where, "valid JSON in " + path.string(), e.what(),
+                      "the file is truncated or not a tokenizer file"));
   }
 }
 
@@ -60,8 +60,10 @@ AddedToken added_token_from_json(const nlohmann::json& j,
 std::optional<std::string> config_token(const nlohmann::json& config,
                                         const char* key) {
   const auto it = config.find(key);
-  if (it == config.end()) return std::nullopt;
-  if (it->is_string()) return it->get<std::string>();
+  if (it == config.end())
+    return std::nullopt;
+  if (it->is_string())
+    return it->get<std::string>();
   if (it->is_object() && it->contains("content") &&
       it->at("content").is_string()) {
     return it->at("content").get<std::string>();
@@ -72,8 +74,10 @@ std::optional<std::string> config_token(const nlohmann::json& config,
 // transformers writes 1e30 ("VERY_LARGE_INTEGER") when there is no limit.
 std::optional<size_t> config_max_length(const nlohmann::json& config) {
   const auto it = config.find("model_max_length");
-  if (it == config.end()) return std::nullopt;
-  if (it->is_number_unsigned()) return it->get<size_t>();
+  if (it == config.end())
+    return std::nullopt;
+  if (it->is_number_unsigned())
+    return it->get<size_t>();
   if (it->is_number_float() && it->get<double>() >= 0 &&
       it->get<double>() < 1e15) {
     return static_cast<size_t>(it->get<double>());
@@ -83,7 +87,8 @@ std::optional<size_t> config_max_length(const nlohmann::json& config) {
 
 void apply_pad_token(Tokenizer& t, const nlohmann::json& config) {
   const auto pad = config_token(config, "pad_token");
-  if (!pad) return;
+  if (!pad)
+    return;
   if (auto id = t.token_to_id(*pad)) {
     t.set_pad_token(
         PadToken{*id, config.value("pad_token_type_id", int64_t{0}), *pad});
@@ -95,9 +100,9 @@ void apply_pad_token(Tokenizer& t, const nlohmann::json& config) {
 Tokenizer Tokenizer::from_file(const fs::path& path) {
   const nlohmann::json j = read_json(path, "Tokenizer::from_file");
   if (!j.is_object()) {
-    throw std::runtime_error(error_message(
-        "Tokenizer::from_file", "a JSON object in " + path.string(),
-        j.type_name()));
+    throw std::runtime_error(error_message("Tokenizer::from_file",
+                                           "a JSON object in " + path.string(),
+                                           j.type_name()));
   }
   const std::string file = path.string() + ": ";
   const auto part = [&](const char* key) {
@@ -107,21 +112,20 @@ Tokenizer Tokenizer::from_file(const fs::path& path) {
     throw std::runtime_error(error_message(
         "Tokenizer::from_file", "a \"model\" in " + path.string(), "none"));
   }
-  Tokenizer t(normalizer_from_json(part("normalizer"), file + "normalizer"),
-              pre_tokenizer_from_json(part("pre_tokenizer"),
-                                      file + "pre_tokenizer"),
-              model_from_json(j.at("model"), file + "model"),
-              post_processor_from_json(part("post_processor"),
-                                       file + "post_processor"),
-              decoder_from_json(part("decoder"), file + "decoder"));
+  Tokenizer t(
+      normalizer_from_json(part("normalizer"), file + "normalizer"),
+      pre_tokenizer_from_json(part("pre_tokenizer"), file + "pre_tokenizer"),
+      model_from_json(j.at("model"), file + "model"),
+      post_processor_from_json(part("post_processor"), file + "post_processor"),
+      decoder_from_json(part("decoder"), file + "decoder"));
 
   // The ids written beside added tokens are informational: HF re-derives
   // them through add_tokens, and so do we.
   const nlohmann::json added = part("added_tokens");
   if (!added.is_null()) {
     if (!added.is_array()) {
-      throw std::runtime_error(error_message(file + "added_tokens",
-                                             "an array", added.type_name()));
+      throw std::runtime_error(
+          error_message(file + "added_tokens", "an array", added.type_name()));
     }
     std::vector<AddedToken> tokens;
     for (size_t i = 0; i < added.size(); ++i) {
@@ -135,10 +139,10 @@ Tokenizer Tokenizer::from_file(const fs::path& path) {
   const nlohmann::json padding = part("padding");
   if (padding.is_object()) {
     const std::string where = file + "padding";
-    t.pad_ = PadToken{json_get_or<int64_t>(padding, "pad_id", 0, where),
-                      json_get_or<int64_t>(padding, "pad_type_id", 0, where),
-                      json_get_or<std::string>(padding, "pad_token", "[PAD]",
-                                               where)};
+    t.pad_ = PadToken{
+        json_get_or<int64_t>(padding, "pad_id", 0, where),
+        json_get_or<int64_t>(padding, "pad_type_id", 0, where),
+        json_get_or<std::string>(padding, "pad_token", "[PAD]", where)};
   } else if (auto id = t.token_to_id("[PAD]")) {
     t.pad_ = PadToken{*id, 0, "[PAD]"};
   }
@@ -149,7 +153,8 @@ Tokenizer Tokenizer::from_vocab_file(const fs::path& vocab_txt,
                                      const BertOptions& o) {
   const auto vocab = WordPiece::read_vocab_file(vocab_txt);
   bool has_unk = false;
-  for (const auto& entry : vocab) has_unk |= entry.first == o.unk_token;
+  for (const auto& entry : vocab)
+    has_unk |= entry.first == o.unk_token;
   if (!has_unk) {
     throw std::out_of_range(error_message(
         "Tokenizer::from_vocab_file",
@@ -171,9 +176,8 @@ Tokenizer Tokenizer::from_vocab_file(const fs::path& vocab_txt,
   // transformers registers its special tokens (in SPECIAL_TOKENS_ATTRIBUTES
   // order) as special, non-normalized added tokens.
   std::vector<AddedToken> specials;
-  for (const std::string* s :
-       {&o.unk_token, &o.sep_token, &o.pad_token, &o.cls_token,
-        &o.mask_token}) {
+  for (const std::string* s : {&o.unk_token, &o.sep_token, &o.pad_token,
+                               &o.cls_token, &o.mask_token}) {
     AddedToken a;
     a.content = *s;
     a.special = true;
@@ -193,8 +197,10 @@ Tokenizer Tokenizer::from_vocab_file(const fs::path& vocab_txt,
     return p;
   };
   std::map<std::string, TemplateSpecialToken> special;
-  special[o.cls_token] = TemplateSpecialToken{o.cls_token, {cls}, {o.cls_token}};
-  special[o.sep_token] = TemplateSpecialToken{o.sep_token, {sep}, {o.sep_token}};
+  special[o.cls_token] =
+      TemplateSpecialToken{o.cls_token, {cls}, {o.cls_token}};
+  special[o.sep_token] =
+      TemplateSpecialToken{o.sep_token, {sep}, {o.sep_token}};
   t.post_processor_ = std::make_unique<TemplateProcessing>(
       std::vector<TemplatePiece>{piece(false, 0, o.cls_token, 0),
                                  piece(true, 0, "", 0),
@@ -212,14 +218,14 @@ Tokenizer Tokenizer::from_vocab_file(const fs::path& vocab_txt,
 Tokenizer Tokenizer::from_pretrained(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
-    throw std::runtime_error(error_message(
-        "Tokenizer::from_pretrained", "a model folder",
-        dir.string() + " (no such folder)"));
+    throw std::runtime_error(error_message("Tokenizer::from_pretrained",
+                                           "a model folder",
+                                           dir.string() + " (no such folder)"));
   }
   nlohmann::json config = nlohmann::json::object();
   if (fs::is_regular_file(dir / "tokenizer_config.json", ec)) {
-    config = read_json(dir / "tokenizer_config.json",
-                       "Tokenizer::from_pretrained");
+    config =
+        read_json(dir / "tokenizer_config.json", "Tokenizer::from_pretrained");
   }
   // special_tokens_map.json fills the tokens tokenizer_config.json lacks.
   if (fs::is_regular_file(dir / "special_tokens_map.json", ec)) {
@@ -227,11 +233,13 @@ Tokenizer Tokenizer::from_pretrained(const fs::path& dir) {
                                "Tokenizer::from_pretrained");
     if (map.is_object()) {
       for (const auto& [key, value] : map.items()) {
-        if (!config.contains(key)) config[key] = value;
+        if (!config.contains(key))
+          config[key] = value;
       }
     }
   }
-  if (!config.is_object()) config = nlohmann::json::object();
+  if (!config.is_object())
+    config = nlohmann::json::object();
 
   if (fs::is_regular_file(dir / "tokenizer.json", ec)) {
     Tokenizer t = from_file(dir / "tokenizer.json");
@@ -253,11 +261,13 @@ Tokenizer Tokenizer::from_pretrained(const fs::path& dir) {
   if (config.contains("strip_accents") && !config["strip_accents"].is_null()) {
     o.strip_accents = json_get_or(config, "strip_accents", false, where);
   }
-  for (auto [key, field] :
-       {std::pair{"unk_token", &o.unk_token}, {"sep_token", &o.sep_token},
-        {"pad_token", &o.pad_token}, {"cls_token", &o.cls_token},
-        {"mask_token", &o.mask_token}}) {
-    if (auto token = config_token(config, key)) *field = *token;
+  for (auto [key, field] : {std::pair{"unk_token", &o.unk_token},
+                            {"sep_token", &o.sep_token},
+                            {"pad_token", &o.pad_token},
+                            {"cls_token", &o.cls_token},
+                            {"mask_token", &o.mask_token}}) {
+    if (auto token = config_token(config, key))
+      *field = *token;
   }
   o.model_max_length = config_max_length(config);
   Tokenizer t = from_vocab_file(dir / "vocab.txt", o);
@@ -276,7 +286,8 @@ Tokenizer Tokenizer::from_pretrained(const fs::path& dir) {
       }
     }
     std::vector<AddedToken> extra;
-    for (auto& entry : by_id) extra.push_back(std::move(entry.second));
+    for (auto& entry : by_id)
+      extra.push_back(std::move(entry.second));
     t.add_tokens(extra);
   }
   return t;

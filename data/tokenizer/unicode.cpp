@@ -44,11 +44,13 @@ bool in_ranges(const CodeRange (&table)[N], char32_t cp) {
 }
 
 uint8_t combining_class(char32_t cp) {
-  if (cp < 0x300) return 0;  // nothing below U+0300 combines
+  if (cp < 0x300)
+    return 0;  // nothing below U+0300 combines
   const CombiningRun* it = std::upper_bound(
       std::begin(kCombiningClass), std::end(kCombiningClass), cp,
       [](char32_t v, const CombiningRun& r) { return v < r.first; });
-  if (it == std::begin(kCombiningClass) || cp > (it - 1)->last) return 0;
+  if (it == std::begin(kCombiningClass) || cp > (it - 1)->last)
+    return 0;
   return (it - 1)->ccc;
 }
 
@@ -63,7 +65,8 @@ void append_decomposition(std::vector<char32_t>& out, char32_t cp) {
     const char32_t s = cp - kHangulBase;
     out.push_back(kLeadBase + s / (kVowelCount * kTrailCount));
     out.push_back(kVowelBase + (s % (kVowelCount * kTrailCount)) / kTrailCount);
-    if (s % kTrailCount != 0) out.push_back(kTrailBase + s % kTrailCount);
+    if (s % kTrailCount != 0)
+      out.push_back(kTrailBase + s % kTrailCount);
     return;
   }
   if (cp >= 0xC0) {
@@ -102,7 +105,8 @@ char32_t next_code_point(std::string_view text, size_t& i) {
 std::vector<char32_t> decode_utf8(std::string_view text) {
   std::vector<char32_t> out;
   out.reserve(text.size());
-  for (size_t i = 0; i < text.size();) out.push_back(next_code_point(text, i));
+  for (size_t i = 0; i < text.size();)
+    out.push_back(next_code_point(text, i));
   return out;
 }
 
@@ -120,7 +124,8 @@ void append_utf8(std::string& out, char32_t cp) {
 std::string encode_utf8(const std::vector<char32_t>& cps) {
   std::string out;
   out.reserve(cps.size());
-  for (char32_t cp : cps) append_utf8(out, cp);
+  for (char32_t cp : cps)
+    append_utf8(out, cp);
   return out;
 }
 
@@ -131,7 +136,8 @@ bool is_valid_utf8(std::string_view text) {
       continue;
     }
     const size_t before = i;
-    if (next_code_point(text, i) == 0xFFFD && i == before + 1) return false;
+    if (next_code_point(text, i) == 0xFFFD && i == before + 1)
+      return false;
   }
   return true;
 }
@@ -139,30 +145,47 @@ bool is_valid_utf8(std::string_view text) {
 std::string sanitize_utf8(std::string_view text) {
   std::string out;
   out.reserve(text.size());
-  for (size_t i = 0; i < text.size();) append_utf8(out, next_code_point(text, i));
+  for (size_t i = 0; i < text.size();)
+    append_utf8(out, next_code_point(text, i));
   return out;
 }
 
 size_t count_code_points(std::string_view text) {
   size_t n = 0;
-  for (char c : text) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  for (char c : text)
+    n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
   return n;
 }
 
 bool is_whitespace(char32_t cp) {
   switch (cp) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20:
-    case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029:
-    case 0x202F: case 0x205F: case 0x3000:
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x20:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
       return true;
     default:
       return cp >= 0x2000 && cp <= 0x200A;
   }
 }
 
-bool is_other(char32_t cp) { return in_ranges(kOther, cp); }
+bool is_other(char32_t cp) {
+  return in_ranges(kOther, cp);
+}
 
-bool is_punctuation(char32_t cp) { return in_ranges(kPunctuation, cp); }
+bool is_punctuation(char32_t cp) {
+  return in_ranges(kPunctuation, cp);
+}
 
 bool is_nonspacing_mark(char32_t cp) {
   return cp >= 0x300 && in_ranges(kNonspacingMark, cp);
@@ -201,16 +224,19 @@ void append_lowercase(std::vector<char32_t>& out, char32_t cp) {
 std::vector<char32_t> nfd(const std::vector<char32_t>& cps) {
   std::vector<char32_t> out;
   out.reserve(cps.size() + cps.size() / 2);
-  for (char32_t cp : cps) append_decomposition(out, cp);
+  for (char32_t cp : cps)
+    append_decomposition(out, cp);
   // Canonical ordering: a stable sort of each run of non-starters by class.
   // Runs are a handful of marks, so insertion sort is the right tool.
   for (size_t i = 1; i < out.size(); ++i) {
     const uint8_t c = combining_class(out[i]);
-    if (c == 0) continue;
+    if (c == 0)
+      continue;
     size_t j = i;
     while (j > 0) {
       const uint8_t prev = combining_class(out[j - 1]);
-      if (prev == 0 || prev <= c) break;
+      if (prev == 0 || prev <= c)
+        break;
       std::swap(out[j - 1], out[j]);
       --j;
     }
@@ -223,18 +249,24 @@ bool is_word_char(char32_t cp) {
     return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') ||
            (cp >= '0' && cp <= '9') || cp == '_';
   }
-  if (cp == 0x200C || cp == 0x200D) return true;  // Join_Control
+  if (cp == 0x200C || cp == 0x200D)
+    return true;  // Join_Control
   // Other_Alphabetic symbols: circled and squared Latin letters.
   if ((cp >= 0x24B6 && cp <= 0x24E9) || (cp >= 0x1F130 && cp <= 0x1F149) ||
       (cp >= 0x1F150 && cp <= 0x1F169) || (cp >= 0x1F170 && cp <= 0x1F189)) {
     return true;
   }
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL:
-    case UTF8PROC_CATEGORY_LT: case UTF8PROC_CATEGORY_LM:
-    case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_MN:
-    case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
-    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
     case UTF8PROC_CATEGORY_PC:
       return true;
     default:

@@ -20,9 +20,11 @@ bool is_continuation_byte(char c) {
 std::string_view trim_end(std::string_view s) {
   while (!s.empty()) {
     size_t start = s.size() - 1;
-    while (start > 0 && is_continuation_byte(s[start])) --start;
+    while (start > 0 && is_continuation_byte(s[start]))
+      --start;
     size_t i = start;
-    if (!unicode::is_whitespace(unicode::next_code_point(s, i))) break;
+    if (!unicode::is_whitespace(unicode::next_code_point(s, i)))
+      break;
     s.remove_suffix(s.size() - start);
   }
   return s;
@@ -34,7 +36,8 @@ WordPiece::WordPiece(const std::vector<std::pair<std::string, int64_t>>& vocab,
                      WordPieceOptions options)
     : options_(std::move(options)) {
   size_t total = 0;
-  for (const auto& entry : vocab) total += entry.first.size();
+  for (const auto& entry : vocab)
+    total += entry.first.size();
   arena_.reserve(total);  // no reallocation below: the views stay valid
   std::vector<std::string_view> views;
   views.reserve(vocab.size());
@@ -72,9 +75,9 @@ std::vector<std::pair<std::string, int64_t>> WordPiece::read_vocab_file(
     const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    throw std::runtime_error(error_message(
-        "WordPiece", "a readable vocabulary file", path.string(),
-        "check the path; vocab.txt has one token per line"));
+    throw std::runtime_error(
+        error_message("WordPiece", "a readable vocabulary file", path.string(),
+                      "check the path; vocab.txt has one token per line"));
   }
   std::stringstream buf;
   buf << in.rdbuf();
@@ -85,14 +88,15 @@ std::vector<std::pair<std::string, int64_t>> WordPiece::read_vocab_file(
   // BufRead::lines(): split on '\n'; a final newline does not start a line.
   while (start < text.size()) {
     size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
+    if (end == std::string::npos)
+      end = text.size();
     const std::string_view line =
         std::string_view(text).substr(start, end - start);
     if (!unicode::is_valid_utf8(line)) {
-      throw std::runtime_error(error_message(
-          "WordPiece", "UTF-8 text", path.string() + " line " +
-                                         std::to_string(index + 1) +
-                                         " with invalid bytes"));
+      throw std::runtime_error(error_message("WordPiece", "UTF-8 text",
+                                             path.string() + " line " +
+                                                 std::to_string(index + 1) +
+                                                 " with invalid bytes"));
     }
     vocab.emplace_back(std::string(trim_end(line)), index++);
     start = end + 1;
@@ -109,14 +113,16 @@ void WordPiece::tokenize(std::string_view word, std::vector<Token>& out) const {
   const bool plain_continuation = options_.continuing_subword_prefix.empty();
   size_t start = 0;
   while (start < word.size()) {
-    const Map& map = (start == 0 || plain_continuation) ? vocab_ : continuation_;
+    const Map& map =
+        (start == 0 || plain_continuation) ? vocab_ : continuation_;
     const size_t longest = (start == 0 || plain_continuation)
                                ? max_piece_bytes_
                                : max_continuation_bytes_;
     // Greedy longest match first. Pieces longer than the longest key cannot
     // match, so the search starts there instead of at the word's end.
     size_t end = std::min(word.size(), start + longest);
-    while (end < word.size() && end > start && is_continuation_byte(word[end])) {
+    while (end < word.size() && end > start &&
+           is_continuation_byte(word[end])) {
       --end;  // back to a character boundary
     }
     bool found = false;
@@ -143,13 +149,15 @@ void WordPiece::tokenize(std::string_view word, std::vector<Token>& out) const {
 
 std::optional<int64_t> WordPiece::token_to_id(std::string_view token) const {
   const auto it = vocab_.find(token);
-  if (it == vocab_.end()) return std::nullopt;
+  if (it == vocab_.end())
+    return std::nullopt;
   return it->second.id;
 }
 
 std::optional<std::string_view> WordPiece::id_to_token(int64_t id) const {
   const auto it = by_id_.find(id);
-  if (it == by_id_.end()) return std::nullopt;
+  if (it == by_id_.end())
+    return std::nullopt;
   return it->second;
 }
 

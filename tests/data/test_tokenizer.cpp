@@ -31,7 +31,8 @@ fs::path tokenizer_fixtures() {
 
 json read_json(const fs::path& path) {
   std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read fixture " + path.string());
+  if (!in)
+    throw std::runtime_error("cannot read fixture " + path.string());
   return json::parse(in);
 }
 
@@ -59,27 +60,32 @@ std::vector<json> read_cases(const std::string& variant,
   const fs::path path =
       tokenizer_fixtures() / "cases" / variant / (set + ".jsonl");
   std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read fixture " + path.string());
+  if (!in)
+    throw std::runtime_error("cannot read fixture " + path.string());
   std::vector<json> out;
   for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(json::parse(line));
+    if (!line.empty())
+      out.push_back(json::parse(line));
   }
   return out;
 }
 
-Side side_of(const json& s) { return s == "left" ? Side::kLeft : Side::kRight; }
+Side side_of(const json& s) {
+  return s == "left" ? Side::kLeft : Side::kRight;
+}
 
 EncodeOptions options_of(const json& o) {
   EncodeOptions out;
-  if (o.is_null()) return out;
+  if (o.is_null())
+    return out;
   out.add_special_tokens = o.at("add_special_tokens");
-  if (!o.at("max_length").is_null()) out.max_length = o.at("max_length");
+  if (!o.at("max_length").is_null())
+    out.max_length = o.at("max_length");
   const std::string t = o.at("truncation");
-  out.truncation = t == "only_first"    ? TruncationStrategy::kOnlyFirst
-                   : t == "only_second" ? TruncationStrategy::kOnlySecond
-                   : t == "do_not_truncate"
-                       ? TruncationStrategy::kDoNotTruncate
-                       : TruncationStrategy::kLongestFirst;
+  out.truncation = t == "only_first"        ? TruncationStrategy::kOnlyFirst
+                   : t == "only_second"     ? TruncationStrategy::kOnlySecond
+                   : t == "do_not_truncate" ? TruncationStrategy::kDoNotTruncate
+                                            : TruncationStrategy::kLongestFirst;
   const std::string p = o.at("padding");
   out.padding = p == "longest"      ? PaddingStrategy::kLongest
                 : p == "max_length" ? PaddingStrategy::kMaxLength
@@ -95,21 +101,24 @@ EncodeOptions options_of(const json& o) {
 // The words our error messages use for each error HF (or transformers)
 // raises; the fixture names the kind.
 std::string error_text(const std::string& kind) {
-  if (kind == "sequence_too_short") return "tokens to remove";
+  if (kind == "sequence_too_short")
+    return "tokens to remove";
   if (kind == "second_sequence_not_provided") {
     return "a pair of sequences for truncation only_second";
   }
   if (kind == "max_length_below_special_tokens") {
     return "special tokens added to a";
   }
-  if (kind == "pad_multiple_mismatch") return "multiple of pad_to_multiple_of";
+  if (kind == "pad_multiple_mismatch")
+    return "multiple of pad_to_multiple_of";
   throw std::runtime_error("unknown error kind in fixture: " + kind);
 }
 
 std::string show(const std::vector<std::string>& tokens) {
   std::string out = "[";
   for (size_t i = 0; i < tokens.size(); ++i) {
-    if (i) out += ", ";
+    if (i)
+      out += ", ";
     out += json(tokens[i]).dump();
   }
   return out + "]";
@@ -117,8 +126,10 @@ std::string show(const std::vector<std::string>& tokens) {
 
 std::string show_input(const json& c) {
   std::string out = "text " + c.at("text").dump();
-  if (!c.at("pair").is_null()) out += "\n  pair " + c.at("pair").dump();
-  if (c.contains("options")) out += "\n  options " + c.at("options").dump();
+  if (!c.at("pair").is_null())
+    out += "\n  pair " + c.at("pair").dump();
+  if (c.contains("options"))
+    out += "\n  options " + c.at("options").dump();
   return out;
 }
 
@@ -162,7 +173,8 @@ std::string check_one(const Tokenizer& tok, const json& c, Encode encode) {
   try {
     got = encode();
   } catch (const std::invalid_argument& e) {
-    if (!c.contains("error")) return std::string("unexpected error: ") + e.what();
+    if (!c.contains("error"))
+      return std::string("unexpected error: ") + e.what();
     const std::string want = error_text(c.at("error"));
     if (std::string(e.what()).find(want) == std::string::npos) {
       return "error text: expected \"" + want + "\" in \"" + e.what() + "\"";
@@ -173,11 +185,14 @@ std::string check_one(const Tokenizer& tok, const json& c, Encode encode) {
     return "expected error " + c.at("error").dump() + ", got " +
            show(got.front().tokens);
   }
-  const json& want = c.contains("expected") ? c.at("expected") : json::array({c});
-  if (got.size() != want.size()) return "batch size differs";
+  const json& want =
+      c.contains("expected") ? c.at("expected") : json::array({c});
+  if (got.size() != want.size())
+    return "batch size differs";
   for (size_t i = 0; i < got.size(); ++i) {
     const std::string d = compare(tok, got[i], want[i]);
-    if (!d.empty()) return "item " + std::to_string(i) + ": " + d;
+    if (!d.empty())
+      return "item " + std::to_string(i) + ": " + d;
   }
   return "";
 }
@@ -198,24 +213,30 @@ void check_cases(const std::string& variant, const std::string& set,
       std::vector<TextInput> inputs;
       for (const json& in : c.at("inputs")) {
         inputs.push_back(TextInput{in.at("text"), std::nullopt});
-        if (!in.at("pair").is_null()) inputs.back().pair = in.at("pair");
+        if (!in.at("pair").is_null())
+          inputs.back().pair = in.at("pair");
       }
       diff = check_one(tok, c, [&] {
         return tok.encode_batch(inputs, options_of(c.at("options")));
       });
-      if (!diff.empty()) diff = "batch of " + c.at("inputs").dump().substr(0, 200) + "\n  " + diff;
+      if (!diff.empty())
+        diff =
+            "batch of " + c.at("inputs").dump().substr(0, 200) + "\n  " + diff;
     } else {
       const std::string text = c.at("text");
       std::optional<std::string> pair;
-      if (!c.at("pair").is_null()) pair = c.at("pair").get<std::string>();
+      if (!c.at("pair").is_null())
+        pair = c.at("pair").get<std::string>();
       diff = check_one(tok, c, [&] {
         return std::vector<Encoding>{tok.encode(
             text, pair ? std::optional<std::string_view>(*pair) : std::nullopt,
             options_of(c.value("options", json())))};
       });
-      if (!diff.empty()) diff = show_input(c) + "\n  " + diff;
+      if (!diff.empty())
+        diff = show_input(c) + "\n  " + diff;
     }
-    if (!diff.empty() && ++failures <= 5) report << "\n" << diff << "\n";
+    if (!diff.empty() && ++failures <= 5)
+      report << "\n" << diff << "\n";
   }
   INFO(key << ": " << failures << " of " << cases.size() << " cases differ"
            << report.str());
@@ -231,13 +252,15 @@ void check_batch_matches_singles(const std::string& variant,
   std::vector<TextInput> inputs;
   for (const json& c : cases) {
     inputs.push_back(TextInput{c.at("text"), std::nullopt});
-    if (!c.at("pair").is_null()) inputs.back().pair = c.at("pair");
+    if (!c.at("pair").is_null())
+      inputs.back().pair = c.at("pair");
   }
   const auto batch = tok.encode_batch(inputs);
   REQUIRE(batch.size() == cases.size());
   size_t failures = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
-    if (!compare(tok, batch[i], cases[i]).empty()) ++failures;
+    if (!compare(tok, batch[i], cases[i]).empty())
+      ++failures;
   }
   CHECK(failures == 0);
 }
@@ -253,12 +276,14 @@ TEST_CASE("MiniLM tokenizer matches HF on CoLA dev", "[tokenizer][glue]") {
   check_cases("minilm", "cola", 1043);
 }
 
-TEST_CASE("MiniLM tokenizer matches HF on MRPC dev pairs", "[tokenizer][glue]") {
+TEST_CASE("MiniLM tokenizer matches HF on MRPC dev pairs",
+          "[tokenizer][glue]") {
   check_cases("minilm", "mrpc", 408);
   check_batch_matches_singles("minilm", "mrpc");
 }
 
-TEST_CASE("MiniLM tokenizer matches HF on STS-B dev pairs", "[tokenizer][glue]") {
+TEST_CASE("MiniLM tokenizer matches HF on STS-B dev pairs",
+          "[tokenizer][glue]") {
   check_cases("minilm", "stsb", 1500);
 }
 
@@ -321,9 +346,10 @@ TEST_CASE("BertProcessing and RobertaProcessing match HF",
   }
 }
 
-TEST_CASE("Added tokens with lstrip, rstrip, single_word and normalized "
-          "flags match HF",
-          "[tokenizer][added_tokens]") {
+TEST_CASE(
+    "Added tokens with lstrip, rstrip, single_word and normalized "
+    "flags match HF",
+    "[tokenizer][added_tokens]") {
   check_cases("added", "sst2", 872);
   check_cases("added", "mrpc", 408);
   check_cases("added", "hard", 90);

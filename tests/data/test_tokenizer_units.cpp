@@ -41,9 +41,10 @@ std::string hex(const std::string& s) {
 
 const json& unicode_fixture() {
   static const json j = [] {
-    std::ifstream in(peftcpp::testing::fixture_dir() / "tokenizer" /
-                     "unicode" / "bert_normalizer.json");
-    if (!in) throw std::runtime_error("missing unicode fixture");
+    std::ifstream in(peftcpp::testing::fixture_dir() / "tokenizer" / "unicode" /
+                     "bert_normalizer.json");
+    if (!in)
+      throw std::runtime_error("missing unicode fixture");
     return json::parse(in);
   }();
   return j;
@@ -66,7 +67,8 @@ BertNormalizerOptions options_of(const json& config) {
 void remove_tree(const fs::path& p) {
   std::error_code ec;
   if (fs::is_directory(fs::symlink_status(p, ec))) {
-    for (const auto& e : fs::directory_iterator(p, ec)) remove_tree(e.path());
+    for (const auto& e : fs::directory_iterator(p, ec))
+      remove_tree(e.path());
   }
   fs::remove(p, ec);
 }
@@ -125,7 +127,8 @@ std::string message_of(Fn fn) {
 TEST_CASE("BertNormalizer matches HF on every code point for each option",
           "[tokenizer][unicode]") {
   for (const auto& [name, entry] : unicode_fixture().items()) {
-    if (!entry.contains("changes")) continue;
+    if (!entry.contains("changes"))
+      continue;
     const BertNormalizer normalizer(options_of(entry.at("config")));
     // changes: [first, last, output] runs; every other code point maps to
     // itself.
@@ -138,7 +141,8 @@ TEST_CASE("BertNormalizer matches HF on every code point for each option",
     size_t next = 0, failures = 0, checked = 0;
     std::ostringstream report;
     for (char32_t cp = 0; cp < 0x110000; ++cp) {
-      if (cp >= 0xD800 && cp <= 0xDFFF) continue;  // not scalar values
+      if (cp >= 0xD800 && cp <= 0xDFFF)
+        continue;  // not scalar values
       std::string want = utf8(cp);
       if (next < expected.size() && expected[next].first == cp) {
         want = expected[next++].second;
@@ -181,9 +185,10 @@ TEST_CASE("BertNormalizer matches HF on strings of combining marks",
   }
 }
 
-TEST_CASE("BertPreTokenizer splits on HF's whitespace and isolates HF's "
-          "punctuation",
-          "[tokenizer][unicode]") {
+TEST_CASE(
+    "BertPreTokenizer splits on HF's whitespace and isolates HF's "
+    "punctuation",
+    "[tokenizer][unicode]") {
   const json& pre = unicode_fixture().at("pre_tokenizer");
   const auto punct = pre.at("punctuation").get<std::vector<char32_t>>();
   const auto space = pre.at("whitespace").get<std::vector<char32_t>>();
@@ -193,10 +198,13 @@ TEST_CASE("BertPreTokenizer splits on HF's whitespace and isolates HF's "
   size_t ip = 0, is = 0, failures = 0;
   std::ostringstream report;
   for (char32_t cp = 0; cp < 0x110000; ++cp) {
-    if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+    if (cp >= 0xD800 && cp <= 0xDFFF)
+      continue;
     size_t want = 1;
-    if (ip < punct.size() && punct[ip] == cp) want = 3, ++ip;
-    if (is < space.size() && space[is] == cp) want = 2, ++is;
+    if (ip < punct.size() && punct[ip] == cp)
+      want = 3, ++ip;
+    if (is < space.size() && space[is] == cp)
+      want = 2, ++is;
     const std::string text = "a" + utf8(cp) + "a";
     PreTokenized out;
     pt.pre_tokenize(text, out);
@@ -281,7 +289,8 @@ TEST_CASE("encode_batch reports the error of the first failing input",
                     Catch::Contains("a pair of sequences"));
 }
 
-TEST_CASE("Loading errors name the file and the problem", "[tokenizer][errors]") {
+TEST_CASE("Loading errors name the file and the problem",
+          "[tokenizer][errors]") {
   TempDir dir("errors");
   CHECK_THROWS_WITH(Tokenizer::from_file(dir.path / "nope.json"),
                     Catch::Contains("nope.json (no such file)"));
@@ -329,9 +338,8 @@ TEST_CASE("Loading errors name the file and the problem", "[tokenizer][errors]")
       "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}},
                  {"Sequence": {"id": "A", "type_id": 0}}],
       "pair": [], "special_tokens": {}})");
-  CHECK_THROWS_WITH(
-      Tokenizer::from_file(dir.write("tpl.json", j.dump())),
-      Catch::Contains("no entry for [CLS]"));
+  CHECK_THROWS_WITH(Tokenizer::from_file(dir.write("tpl.json", j.dump())),
+                    Catch::Contains("no entry for [CLS]"));
 
   const fs::path vocab = dir.write("vocab.txt", "[PAD]\nhello\n");
   CHECK_THROWS_WITH(Tokenizer::from_vocab_file(vocab),
@@ -374,8 +382,8 @@ TEST_CASE("Bad encode options are rejected with a reason",
 TEST_CASE("vocab.txt is read like HF: ids by line, trailing space trimmed",
           "[tokenizer][vocab]") {
   TempDir dir("vocab");
-  const fs::path p =
-      dir.write("vocab.txt", "[PAD]\r\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhi \nyo\u00a0\nhi");
+  const fs::path p = dir.write(
+      "vocab.txt", "[PAD]\r\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhi \nyo\u00a0\nhi");
   const auto vocab = WordPiece::read_vocab_file(p);
   REQUIRE(vocab.size() == 8u);
   CHECK(vocab[0].first == "[PAD]");
