@@ -1,0 +1,112 @@
+"""Tokenization throughput on the 872 SST-2 dev sentences: peftcpp's
+Tokenizer (C++, benchmarks/bench_tokenizer.cpp) against HF `tokenizers`
+(Rust, from Python) and transformers' tokenizer call, on this machine, same
+tokenizer (all-MiniLM-L6-v2), same options ([CLS] ... [SEP], no padding).
+
+Timed: the encode calls only (loading and file reading excluded); median of
+--repeats runs after one warm-up. "batch" uses all cores on both sides
+(encode_batch: std::threads in C++, rayon in Rust); "sequential" encodes
+one sentence after another on one core. The C++ ids are checked against
+HF's through a checksum before anything is reported.
+
+  python benchmarks/bench_tokenizer.py [--bin build/bin/bench_tokenizer] [--repeats 20]
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+from find_minilm import minilm_dir  # noqa: E402
+
+SHARED = os.environ.get("PEFTCPP_SHARED", os.path.join(REPO, "..", "shared"))
+
+
+def sst2_dev():
+    # GLUE TSV: no CSV quoting, split on '\n' only.
+    with open(os.path.join(SHARED, "data", "glue", "SST-2", "dev.tsv"), encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    col = lines[0].split("\t").index("sentence")
+    return [ln.split("\t")[col] for ln in lines[1:] if ln.strip()]
+
+
+def median_time(fn, repeats):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def checksum(all_ids):
+    return sum(i * (k + 1) for ids in all_ids for k, i in enumerate(ids))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(REPO, "build", "bin", "bench_tokenizer"))
+    ap.add_argument("--repeats", type=int, default=20)
+    args = ap.parse_args()
+    if not os.path.isfile(args.bin):
+        sys.exit(f"[bench_tokenizer] expected the C++ program at {args.bin}, got no such "
+                 f"file (hint: cmake --build build --target bench_tokenizer)")
+
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+    sentences = sst2_dev()
+    model = minilm_dir()
+    rust = Tokenizer.from_file(os.path.join(model, "tokenizer.json"))
+    rust.no_truncation()
+    rust.no_padding()
+    hf = AutoTokenizer.from_pretrained(model)
+
+    ids = [e.ids for e in rust.encode_batch(sentences)]
+    n_tokens = sum(len(x) for x in ids)
+    rows = [
+        ("HF tokenizers encode_batch (Rust, all cores)",
+         median_time(lambda: rust.encode_batch(sentences), args.repeats)),
+        ("HF tokenizers encode, one by one",
+         median_time(lambda: [rust.encode(s) for s in sentences], args.repeats)),
+        ("transformers tokenizer(list) (Rust underneath)",
+         median_time(lambda: hf(sentences), args.repeats)),
+    ]
+
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
+        f.write("\n".join(sentences) + "\n")
+        path = f.name
+    try:
+        out = subprocess.run([args.bin, model, path, str(args.repeats)], check=True,
+                             capture_output=True, text=True).stdout
+    finally:
+        os.unlink(path)
+    cpp = json.loads(out.strip().splitlines()[-1])
+    if cpp["sentences"] != len(sentences) or cpp["tokens"] != n_tokens or \
+            cpp["checksum"] != checksum(ids):
+        sys.exit(f"[bench_tokenizer] expected the C++ ids to equal HF's, got {cpp['tokens']} "
+                 f"tokens / checksum {cpp['checksum']} vs {n_tokens} / {checksum(ids)}")
+    rows += [
+        ("peftcpp encode_batch (C++, all cores)", statistics.median(cpp["batch_s"])),
+        ("peftcpp encode, one by one", statistics.median(cpp["sequential_s"])),
+    ]
+
+    print(f"SST-2 dev: {len(sentences)} sentences, {n_tokens} tokens (identical ids); "
+          f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
+          f"median of {args.repeats}\n")
+    print("| tokenizer | ms | sentences/s | tokens/s |")
+    print("|---|---:|---:|---:|")
+    for name, t in rows:
+        print(f"| {name} | {t * 1e3:.2f} | {len(sentences) / t:,.0f} | {n_tokens / t:,.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
