@@ -95,9 +95,10 @@ Encoding Tokenizer::encode_sequence(std::string_view input) const {
     }
   }
 
-  // 2. Tokenize the words. (tokenizers' main branch stops tokenizing once
-  // max_length tokens exist, which changes how longest_first splits a pair;
-  // the released 0.23 wheels tokenize everything, and so do we.)
+  // 2. Tokenize every word. (The tokenizers sources of v0.23.1 and main
+  // stop once max_length tokens exist, which changes how longest_first
+  // splits a pair; the 0.23.3 wheel tokenizes everything, as the "swap"
+  // pairs of the truncation fixtures check, and so do we.)
   std::vector<Token> tokens;
   for (const Piece& p : pieces) {
     if (p.added_id >= 0) {

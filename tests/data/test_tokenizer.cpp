@@ -386,3 +386,29 @@ TEST_CASE("Truncation without special tokens matches HF",
 TEST_CASE("Padding of batches matches HF", "[tokenizer][padding]") {
   check_cases("minilm", "padding", 100);
 }
+
+TEST_CASE("Vocabulary size and token/id lookups match HF for every variant",
+          "[tokenizer][vocab]") {
+  for (const auto& [name, v] : manifest().at("variants").items()) {
+    INFO(name);
+    const Tokenizer& tok = load(name);
+    CHECK(tok.vocab_size(true) == v.at("vocab_size").get<size_t>());
+    CHECK(tok.vocab_size(false) == v.at("vocab_size_base").get<size_t>());
+    for (const auto& [token, id] : v.at("token_to_id").items()) {
+      INFO(token);
+      if (id.is_null()) {
+        CHECK_FALSE(tok.token_to_id(token).has_value());
+      } else {
+        CHECK(tok.token_to_id(token) == id.get<int64_t>());
+      }
+    }
+    for (const auto& [id, token] : v.at("id_to_token").items()) {
+      INFO(id);
+      if (token.is_null()) {
+        CHECK_FALSE(tok.id_to_token(std::stoll(id)).has_value());
+      } else {
+        CHECK(tok.id_to_token(std::stoll(id)) == token.get<std::string>());
+      }
+    }
+  }
+}
