@@ -33,6 +33,13 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// Floating point, integer or bool: what a conversion must preserve.
+int dtype_kind(at::ScalarType t) {
+  if (at::isFloatingType(t) || at::isComplexType(t)) return 0;
+  if (t == at::kBool) return 2;
+  return 1;
+}
+
 std::string shape_str(at::IntArrayRef shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
@@ -251,6 +258,15 @@ LoadReport load_state_dict(torch::nn::Module& module, const StateDict& sd,
           (src.defined() ? shape_str(src.sizes()) : "undefined tensor"));
       continue;
     }
+    // Precision may change (an fp16 checkpoint into fp32 weights), the kind
+    // of number may not: integer data in a float weight is a wrong file.
+    if (dtype_kind(src.scalar_type()) != dtype_kind(it->second.scalar_type())) {
+      mismatches.push_back("'" + name + "': model " +
+                           std::string(c10::toString(it->second.scalar_type())) +
+                           ", checkpoint " +
+                           std::string(c10::toString(src.scalar_type())));
+      continue;
+    }
     copies.emplace_back(it->second, src);
   }
   if (!mismatches.empty()) {
@@ -259,7 +275,7 @@ LoadReport load_state_dict(torch::nn::Module& module, const StateDict& sd,
       got += "\n  " + m;
     }
     throw std::runtime_error(error_message(
-        "load_state_dict", "checkpoint shapes equal to the model's", got,
+        "load_state_dict", "checkpoint shapes and dtype kinds equal to the model's", got,
         "is this checkpoint for this model/config?"));
   }
 
