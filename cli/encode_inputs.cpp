@@ -42,7 +42,8 @@ std::vector<data::Encoding> encode_inputs(const data::Tokenizer* tokenizer,
   std::vector<data::TextInput> texts;
   std::vector<size_t> text_rows;
   for (size_t i = 0; i < lines.size(); ++i) {
-    if (lines[i].is_tokenized()) continue;
+    if (lines[i].is_tokenized())
+      continue;
     texts.push_back({lines[i].text, lines[i].text_pair});
     text_rows.push_back(i);
   }
@@ -54,12 +55,15 @@ std::vector<data::Encoding> encode_inputs(const data::Tokenizer* tokenizer,
   }
   std::vector<data::Encoding> out(lines.size());
   if (!texts.empty()) {
-    std::vector<data::Encoding> encoded = tokenizer->encode_batch(texts, options);
-    for (size_t k = 0; k < text_rows.size(); ++k) out[text_rows[k]] = std::move(encoded[k]);
+    std::vector<data::Encoding> encoded =
+        tokenizer->encode_batch(texts, options);
+    for (size_t k = 0; k < text_rows.size(); ++k)
+      out[text_rows[k]] = std::move(encoded[k]);
   }
   for (size_t i = 0; i < lines.size(); ++i) {
     const InputLine& line = lines[i];
-    if (!line.is_tokenized()) continue;
+    if (!line.is_tokenized())
+      continue;
     data::Encoding& e = out[i];
     e.ids = line.input_ids;
     e.type_ids = line.token_type_ids.empty()

@@ -1,8 +1,8 @@
 // peftcpp info: what a model folder holds and what we would build from it.
 
+#include <torch/torch.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <torch/torch.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -21,18 +21,28 @@ using nlohmann::json;
 namespace {
 
 // Files a Hugging Face model folder may carry, in the order they matter.
-const char* const kKnownFiles[] = {
-    "config.json",        "model.safetensors",      "model.safetensors.index.json",
-    "pytorch_model.bin",  "pytorch_model.bin.index.json",
-    "tokenizer.json",     "vocab.txt",              "tokenizer_config.json",
-    "special_tokens_map.json", "adapter_config.json", "adapter_model.safetensors"};
+const char* const kKnownFiles[] = {"config.json",
+                                   "model.safetensors",
+                                   "model.safetensors.index.json",
+                                   "pytorch_model.bin",
+                                   "pytorch_model.bin.index.json",
+                                   "tokenizer.json",
+                                   "vocab.txt",
+                                   "tokenizer_config.json",
+                                   "special_tokens_map.json",
+                                   "adapter_config.json",
+                                   "adapter_model.safetensors"};
 
 std::string human_count(int64_t n) {
   char buf[32];
-  if (n >= 1000000000) std::snprintf(buf, sizeof buf, "%.2fB", n / 1e9);
-  else if (n >= 1000000) std::snprintf(buf, sizeof buf, "%.2fM", n / 1e6);
-  else if (n >= 1000) std::snprintf(buf, sizeof buf, "%.1fK", n / 1e3);
-  else std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(n));
+  if (n >= 1000000000)
+    std::snprintf(buf, sizeof buf, "%.2fB", n / 1e9);
+  else if (n >= 1000000)
+    std::snprintf(buf, sizeof buf, "%.2fM", n / 1e6);
+  else if (n >= 1000)
+    std::snprintf(buf, sizeof buf, "%.1fK", n / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(n));
   return buf;
 }
 
@@ -43,14 +53,16 @@ json describe(const fs::path& dir) {
   int64_t total = 0;
   for (const auto& [name, t] : sd) {
     // Buffers such as position_ids are not parameters.
-    if (name.find("position_ids") != std::string::npos) continue;
+    if (name.find("position_ids") != std::string::npos)
+      continue;
     params_by_dtype[std::string(c10::toString(t.scalar_type()))] += t.numel();
     total += t.numel();
   }
   json files = json::array();
   for (const char* f : kKnownFiles) {
     const fs::path p = dir / f;
-    if (fs::exists(p)) files.push_back({{"name", f}, {"bytes", fs::file_size(p)}});
+    if (fs::exists(p))
+      files.push_back({{"name", f}, {"bytes", fs::file_size(p)}});
   }
   json j;
   j["folder"] = fs::absolute(dir).string();
@@ -87,24 +99,29 @@ void print_table(const json& j) {
   row("layers", std::to_string(j["layers"].get<int64_t>()));
   row("hidden_size", std::to_string(j["hidden_size"].get<int64_t>()));
   row("attention_heads", std::to_string(j["attention_heads"].get<int64_t>()));
-  row("intermediate_size", std::to_string(j["intermediate_size"].get<int64_t>()));
+  row("intermediate_size",
+      std::to_string(j["intermediate_size"].get<int64_t>()));
   row("hidden_act", j["hidden_act"].get<std::string>());
-  row("max_sequence_length", std::to_string(j["max_sequence_length"].get<int64_t>()));
+  row("max_sequence_length",
+      std::to_string(j["max_sequence_length"].get<int64_t>()));
   row("vocab_size", std::to_string(j["vocab_size"].get<int64_t>()));
   const int64_t total = j["parameters"].get<int64_t>();
   row("parameters", human_count(total) + " (" + std::to_string(total) + ")");
   std::string dtypes;
   for (const auto& [dtype, n] : j["parameters_by_dtype"].items()) {
-    if (!dtypes.empty()) dtypes += ", ";
+    if (!dtypes.empty())
+      dtypes += ", ";
     dtypes += dtype + ": " + human_count(n.get<int64_t>());
   }
   row("stored dtype", dtypes);
   if (j.contains("labels")) {
     std::string labels;
-    for (const auto& l : j["labels"]) labels += (labels.empty() ? "" : ", ") + l.get<std::string>();
+    for (const auto& l : j["labels"])
+      labels += (labels.empty() ? "" : ", ") + l.get<std::string>();
     row("labels", labels);
   }
-  if (j.contains("problem_type")) row("problem_type", j["problem_type"].get<std::string>());
+  if (j.contains("problem_type"))
+    row("problem_type", j["problem_type"].get<std::string>());
   std::printf("  files:\n");
   for (const auto& f : j["files"]) {
     std::printf("    %-30s %12s bytes\n", f["name"].get<std::string>().c_str(),
@@ -115,8 +132,9 @@ void print_table(const json& j) {
 }  // namespace
 
 void add_info_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("info", "Describe a model folder: architecture, "
-                                         "parameters, dtype, files");
+  auto* cmd = app.add_subcommand("info",
+                                 "Describe a model folder: architecture, "
+                                 "parameters, dtype, files");
   auto dir = std::make_shared<std::string>();
   auto as_json = std::make_shared<bool>(false);
   cmd->add_option("--model", *dir, "Hugging Face model folder")->required();

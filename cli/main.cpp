@@ -4,8 +4,8 @@
 // message says which, what was expected and what was found); 2 the command
 // line itself was wrong.
 
-#include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <exception>

@@ -2,8 +2,8 @@
 // safetensors (logits for a model with a head; sentence embeddings, pooler
 // output and hidden states for a bare encoder).
 
-#include <CLI/CLI.hpp>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -39,18 +39,20 @@ c10::Device parse_device(const std::string& name) {
   try {
     device = c10::Device(name);
   } catch (const std::exception&) {
-    throw std::invalid_argument(error_message("--device", "cpu, cuda or cuda:N",
-                                              "\"" + name + "\""));
+    throw std::invalid_argument(
+        error_message("--device", "cpu, cuda or cuda:N", "\"" + name + "\""));
   }
   if (device.is_cuda() && !torch::cuda::is_available()) {
-    throw std::invalid_argument(error_message(
-        "--device", "a CUDA device", "none on this machine", "use --device cpu"));
+    throw std::invalid_argument(error_message("--device", "a CUDA device",
+                                              "none on this machine",
+                                              "use --device cpu"));
   }
   return device;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t)
+      .count();
 }
 
 bool has_tokenizer_files(const fs::path& dir) {
@@ -58,22 +60,26 @@ bool has_tokenizer_files(const fs::path& dir) {
 }
 
 void run_predict(const PredictFlags& f) {
-  if (f.threads > 0) torch::set_num_threads(f.threads);
+  if (f.threads > 0)
+    torch::set_num_threads(f.threads);
   models::LoadEncoderOptions load;
   load.device = parse_device(f.device);
   load.dtype = models::parse_dtype(f.dtype);
   // Read everything that can be wrong before the (slower) model load.
   const std::vector<InputLine> lines = read_jsonl_inputs(f.input);
   std::optional<data::Tokenizer> tokenizer;
-  if (has_tokenizer_files(f.model)) tokenizer = data::Tokenizer::from_pretrained(f.model);
+  if (has_tokenizer_files(f.model))
+    tokenizer = data::Tokenizer::from_pretrained(f.model);
   const auto t_tokenize = std::chrono::steady_clock::now();
-  const auto encodings = encode_inputs(tokenizer ? &*tokenizer : nullptr, lines,
-                                       to_encode_options(f.tokenization), f.input);
+  const auto encodings =
+      encode_inputs(tokenizer ? &*tokenizer : nullptr, lines,
+                    to_encode_options(f.tokenization), f.input);
   const double tokenize_s = seconds_since(t_tokenize);
 
   models::LoadedEncoder model = models::load_encoder(f.model, load);
   for (const auto& k : model.missing_keys) {
-    std::fprintf(stderr, "warning: %s is not in the checkpoint; initialised fresh\n",
+    std::fprintf(stderr,
+                 "warning: %s is not in the checkpoint; initialised fresh\n",
                  k.c_str());
   }
   models::RunEncoderOptions run;
@@ -81,24 +87,29 @@ void run_predict(const PredictFlags& f) {
   run.with_hidden_states = !f.no_hidden_states && !model.has_classifier();
   run.show_progress = true;
   const auto t_run = std::chrono::steady_clock::now();
-  const models::EncoderRunOutputs out = models::run_encoder(model, encodings, run);
+  const models::EncoderRunOutputs out =
+      models::run_encoder(model, encodings, run);
   const double run_s = seconds_since(t_run);
 
   std::vector<std::pair<std::string, at::Tensor>> tensors;
-  if (out.logits.defined()) tensors.emplace_back("logits", out.logits);
+  if (out.logits.defined())
+    tensors.emplace_back("logits", out.logits);
   if (out.sentence_embedding.defined())
     tensors.emplace_back("sentence_embedding", out.sentence_embedding);
-  if (out.pooler_output.defined()) tensors.emplace_back("pooler_output", out.pooler_output);
+  if (out.pooler_output.defined())
+    tensors.emplace_back("pooler_output", out.pooler_output);
   if (out.last_hidden_state.defined()) {
     tensors.emplace_back("last_hidden_state", out.last_hidden_state);
     tensors.emplace_back("attention_mask", out.attention_mask);
   }
-  std::map<std::string, std::string> metadata{{"format", "pt"},
-                                              {"model", fs::absolute(f.model).string()},
-                                              {"inputs", std::to_string(lines.size())}};
+  std::map<std::string, std::string> metadata{
+      {"format", "pt"},
+      {"model", fs::absolute(f.model).string()},
+      {"inputs", std::to_string(lines.size())}};
   if (model.has_classifier()) {
     std::string labels;
-    for (const auto& l : model.config.id2label) labels += (labels.empty() ? "" : ",") + l;
+    for (const auto& l : model.config.id2label)
+      labels += (labels.empty() ? "" : ",") + l;
     metadata["labels"] = labels;
   }
   models::save_safetensors(f.output, tensors, metadata);
@@ -108,8 +119,9 @@ void run_predict(const PredictFlags& f) {
   std::fprintf(stderr,
                "wrote %s: %zu inputs, %lld tokens; tokenize+inference %.3f s "
                "(%.1f inputs/s)\n",
-               f.output.c_str(), lines.size(), static_cast<long long>(out.tokens),
-               work_s, lines.size() / work_s);
+               f.output.c_str(), lines.size(),
+               static_cast<long long>(out.tokens), work_s,
+               lines.size() / work_s);
 }
 
 }  // namespace
@@ -123,7 +135,8 @@ void add_predict_command(CLI::App& app) {
                   "JSONL: {\"text\": ..., \"text_pair\": ...} or "
                   "{\"input_ids\": [...]} per line")
       ->required();
-  cmd->add_option("--output", f->output, "Output .safetensors file")->required();
+  cmd->add_option("--output", f->output, "Output .safetensors file")
+      ->required();
   cmd->add_option("--batch-size", f->batch_size, "Inputs per forward pass")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--device", f->device, "cpu, cuda or cuda:N");

@@ -25,31 +25,36 @@ struct TokenizeFlags {
 void run_tokenize(const TokenizeFlags& f) {
   const std::vector<InputLine> lines = read_jsonl_inputs(f.input);
   const data::Tokenizer tokenizer = data::Tokenizer::from_pretrained(f.model);
-  const auto encodings =
-      encode_inputs(&tokenizer, lines, to_encode_options(f.tokenization), f.input);
+  const auto encodings = encode_inputs(
+      &tokenizer, lines, to_encode_options(f.tokenization), f.input);
   write_file_atomically(f.output, [&](std::ostream& out) {
     for (const auto& e : encodings) {
       nlohmann::json j;
       j["input_ids"] = e.ids;
       j["token_type_ids"] = e.type_ids;
       j["attention_mask"] = e.attention_mask;
-      if (f.with_tokens) j["tokens"] = e.tokens;
+      if (f.with_tokens)
+        j["tokens"] = e.tokens;
       out << j.dump(-1, ' ', /*ensure_ascii=*/false,
                     nlohmann::json::error_handler_t::replace)
           << '\n';
     }
   });
-  std::fprintf(stderr, "wrote %s: %zu lines\n", f.output.c_str(), encodings.size());
+  std::fprintf(stderr, "wrote %s: %zu lines\n", f.output.c_str(),
+               encodings.size());
 }
 
 }  // namespace
 
 void add_tokenize_command(CLI::App& app) {
   auto f = std::make_shared<TokenizeFlags>();
-  auto* cmd = app.add_subcommand("tokenize", "Tokenize a JSONL file with a model's tokenizer");
-  cmd->add_option("--model", f->model, "Model folder with tokenizer.json or vocab.txt")
+  auto* cmd = app.add_subcommand(
+      "tokenize", "Tokenize a JSONL file with a model's tokenizer");
+  cmd->add_option("--model", f->model,
+                  "Model folder with tokenizer.json or vocab.txt")
       ->required();
-  cmd->add_option("--input", f->input, "JSONL: {\"text\": ..., \"text_pair\": ...} per line")
+  cmd->add_option("--input", f->input,
+                  "JSONL: {\"text\": ..., \"text_pair\": ...} per line")
       ->required();
   cmd->add_option("--output", f->output, "Output JSONL file")->required();
   cmd->add_flag("--tokens", f->with_tokens, "Also write the token strings");

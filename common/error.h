@@ -1,7 +1,8 @@
 #pragma once
 // Error messages in one shape across the library:
 //   "[where] expected <expected>, got <got> (hint: <hint>)"
-// so a user reading a failure knows the place, the rule and the offending value.
+// so a user reading a failure knows the place, the rule and the offending
+// value.
 
 #include <iterator>
 #include <string>
@@ -26,7 +27,8 @@ std::string join_names(const Range& names, std::string_view sep = ", ",
              " more)";
       break;
     }
-    if (i > 0) out += sep;
+    if (i > 0)
+      out += sep;
     out += n;
     ++i;
   }

@@ -11,7 +11,8 @@ std::string format_seconds(double s) {
   char buf[32];
   const int t = static_cast<int>(s + 0.5);
   if (t >= 3600) {
-    std::snprintf(buf, sizeof buf, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
+    std::snprintf(buf, sizeof buf, "%d:%02d:%02d", t / 3600, t / 60 % 60,
+                  t % 60);
   } else {
     std::snprintf(buf, sizeof buf, "%02d:%02d", t / 60, t % 60);
   }
@@ -28,11 +29,13 @@ ProgressBar::ProgressBar(std::string label, int64_t total, std::string unit)
       last_draw_(start_) {}
 
 ProgressBar::~ProgressBar() {
-  if (!finished_ && tty_) std::fputc('\n', stderr);
+  if (!finished_ && tty_)
+    std::fputc('\n', stderr);
 }
 
 double ProgressBar::elapsed() const {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                       start_)
       .count();
 }
 
@@ -48,7 +51,8 @@ void ProgressBar::advance(int64_t n) {
 }
 
 void ProgressBar::finish() {
-  if (finished_) return;
+  if (finished_)
+    return;
   finished_ = true;
   draw(true);
 }

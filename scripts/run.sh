@@ -9,7 +9,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${PEFTCPP_BUILD_DIR:-$repo/build}
-bash "$repo/scripts/setup.sh"
+bash "$repo/scripts/setup.sh" embed_sentences peftcpp_cli
 source "$repo/scripts/env.sh"
 model=${1:-$("$PEFTCPP_PYTHON" "$repo/scripts/find_minilm.py")}
 shift || true

@@ -3,7 +3,8 @@
 # carries LibTorch, and the CMake build. Safe to run again; it only does what
 # is missing. Prints nothing but progress; fails loudly with a hint.
 #
-#   scripts/setup.sh            # set up and build into ./build
+#   scripts/setup.sh            # set up and build everything into ./build
+#   scripts/setup.sh TARGET...  # set up and build only these CMake targets
 #
 # Environment:
 #   PEFTCPP_CACHE      where the venv and ccache live (default ~/.cache/peftcpp)
@@ -66,5 +67,7 @@ if [ ! -f "$build/build.ninja" ]; then
     { cat "$build.configure.log" >&2; say "configure failed (log above)"; exit 1; }
   mv "$build.configure.log" "$build/configure.log"
 fi
-say "building ($jobs jobs)"
-cmake --build "$build" --parallel "$jobs"
+targets=()
+for t in "$@"; do targets+=(--target "$t"); done
+say "building ${*:-everything} ($jobs jobs)"
+cmake --build "$build" --parallel "$jobs" "${targets[@]}"

@@ -8,8 +8,8 @@
 // over real tokens, as sentence-transformers computes them, compared by
 // cosine similarity.
 
-#include <CLI/CLI.hpp>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <string>
@@ -29,8 +29,9 @@ int main(int argc, char** argv) {
       "The film was a delight from start to finish.",
       "The stock market fell sharply this morning.",
   };
-  app.add_option("--model", model_dir, "Model folder (config.json, "
-                                       "model.safetensors, tokenizer.json)")
+  app.add_option("--model", model_dir,
+                 "Model folder (config.json, "
+                 "model.safetensors, tokenizer.json)")
       ->required();
   app.add_option("sentences", sentences, "Sentences to compare");
   CLI11_PARSE(app, argc, argv);
@@ -42,7 +43,8 @@ int main(int argc, char** argv) {
     auto model = peftcpp::models::load_encoder(model_dir, load);
     const auto tokenizer = peftcpp::data::Tokenizer::from_pretrained(model_dir);
     int64_t params = 0;
-    for (const auto& p : model.module().parameters()) params += p.numel();
+    for (const auto& p : model.module().parameters())
+      params += p.numel();
     std::printf("model: %s (%s, %lld layers, hidden %lld, %.1fM parameters)\n",
                 model_dir.c_str(), model.config.model_type.c_str(),
                 static_cast<long long>(model.config.num_hidden_layers),
@@ -51,7 +53,8 @@ int main(int argc, char** argv) {
     peftcpp::data::EncodeOptions enc;
     enc.max_length = static_cast<size_t>(model.config.max_sequence_length());
     std::vector<peftcpp::data::TextInput> batch;
-    for (const auto& s : sentences) batch.push_back({s, std::nullopt});
+    for (const auto& s : sentences)
+      batch.push_back({s, std::nullopt});
     peftcpp::models::RunEncoderOptions run;
     run.with_hidden_states = false;
     const auto out = peftcpp::models::run_encoder(
@@ -67,7 +70,8 @@ int main(int argc, char** argv) {
       std::printf("  [%zu] %s\n", i, sentences[i].c_str());
     }
     std::printf("\ncosine similarity:\n       ");
-    for (size_t j = 0; j < sentences.size(); ++j) std::printf("  [%zu]  ", j);
+    for (size_t j = 0; j < sentences.size(); ++j)
+      std::printf("  [%zu]  ", j);
     std::printf("\n");
     for (size_t i = 0; i < sentences.size(); ++i) {
       std::printf("  [%zu] ", i);
@@ -77,11 +81,13 @@ int main(int argc, char** argv) {
       std::printf("\n");
     }
     // The most similar pair of distinct sentences.
-    const auto off = sim - 2 * torch::eye(static_cast<int64_t>(sentences.size()));
+    const auto off =
+        sim - 2 * torch::eye(static_cast<int64_t>(sentences.size()));
     const int64_t best = off.argmax().item<int64_t>();
     const int64_t n = static_cast<int64_t>(sentences.size());
     std::printf("\nmost similar: [%lld] and [%lld] (%.3f)\n",
-                static_cast<long long>(best / n), static_cast<long long>(best % n),
+                static_cast<long long>(best / n),
+                static_cast<long long>(best % n),
                 sim.flatten()[best].item<float>());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "embed_sentences: error: %s\n", e.what());

@@ -35,8 +35,10 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 // Floating point, integer or bool: what a conversion must preserve.
 int dtype_kind(at::ScalarType t) {
-  if (at::isFloatingType(t) || at::isComplexType(t)) return 0;
-  if (t == at::kBool) return 2;
+  if (at::isFloatingType(t) || at::isComplexType(t))
+    return 0;
+  if (t == at::kBool)
+    return 2;
   return 1;
 }
 
@@ -261,10 +263,10 @@ LoadReport load_state_dict(torch::nn::Module& module, const StateDict& sd,
     // Precision may change (an fp16 checkpoint into fp32 weights), the kind
     // of number may not: integer data in a float weight is a wrong file.
     if (dtype_kind(src.scalar_type()) != dtype_kind(it->second.scalar_type())) {
-      mismatches.push_back("'" + name + "': model " +
-                           std::string(c10::toString(it->second.scalar_type())) +
-                           ", checkpoint " +
-                           std::string(c10::toString(src.scalar_type())));
+      mismatches.push_back(
+          "'" + name + "': model " +
+          std::string(c10::toString(it->second.scalar_type())) +
+          ", checkpoint " + std::string(c10::toString(src.scalar_type())));
       continue;
     }
     copies.emplace_back(it->second, src);
@@ -274,9 +276,10 @@ LoadReport load_state_dict(torch::nn::Module& module, const StateDict& sd,
     for (const auto& m : mismatches) {
       got += "\n  " + m;
     }
-    throw std::runtime_error(error_message(
-        "load_state_dict", "checkpoint shapes and dtype kinds equal to the model's", got,
-        "is this checkpoint for this model/config?"));
+    throw std::runtime_error(
+        error_message("load_state_dict",
+                      "checkpoint shapes and dtype kinds equal to the model's",
+                      got, "is this checkpoint for this model/config?"));
   }
 
   // A model tensor tied to a loaded one (same memory, e.g. an output

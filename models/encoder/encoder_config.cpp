@@ -22,7 +22,8 @@ template <typename T>
 void read_field(const json& j, const char* key, T& out,
                 const std::string& source) {
   const auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return;
+  if (it == j.end() || it->is_null())
+    return;
   try {
     out = it->get<T>();
   } catch (const json::exception&) {
@@ -42,7 +43,8 @@ void check_positive(int64_t v, const char* key, const std::string& source) {
 }  // namespace
 
 ProblemType parse_problem_type(const std::string& name) {
-  if (name == "regression") return ProblemType::kRegression;
+  if (name == "regression")
+    return ProblemType::kRegression;
   if (name == "single_label_classification")
     return ProblemType::kSingleLabelClassification;
   if (name == "multi_label_classification")
@@ -55,12 +57,14 @@ ProblemType parse_problem_type(const std::string& name) {
 
 std::string problem_type_name(ProblemType type) {
   switch (type) {
-    case ProblemType::kRegression: return "regression";
+    case ProblemType::kRegression:
+      return "regression";
     case ProblemType::kSingleLabelClassification:
       return "single_label_classification";
     case ProblemType::kMultiLabelClassification:
       return "multi_label_classification";
-    case ProblemType::kUnset: break;
+    case ProblemType::kUnset:
+      break;
   }
   return "";
 }
@@ -78,11 +82,10 @@ int64_t EncoderConfig::max_sequence_length() const {
 }
 
 bool EncoderConfig::has_sequence_classification_head() const {
-  return std::any_of(architectures.begin(), architectures.end(),
-                     [](const std::string& a) {
-                       return a.find("ForSequenceClassification") !=
-                              std::string::npos;
-                     });
+  return std::any_of(
+      architectures.begin(), architectures.end(), [](const std::string& a) {
+        return a.find("ForSequenceClassification") != std::string::npos;
+      });
 }
 
 EncoderConfig EncoderConfig::from_json(const json& j,
@@ -122,7 +125,8 @@ EncoderConfig EncoderConfig::from_json(const json& j,
   read_field(j, "pad_token_id", c.pad_token_id, source);
   double classifier_dropout = -1;
   read_field(j, "classifier_dropout", classifier_dropout, source);
-  if (classifier_dropout >= 0) c.classifier_dropout = classifier_dropout;
+  if (classifier_dropout >= 0)
+    c.classifier_dropout = classifier_dropout;
   // transformers 5 writes "dtype", 4.x "torch_dtype".
   read_field(j, "torch_dtype", c.torch_dtype, source);
   read_field(j, "dtype", c.torch_dtype, source);
@@ -140,15 +144,18 @@ EncoderConfig EncoderConfig::from_json(const json& j,
     for (const auto& [k, v] : it->items()) {
       by_id[std::stoll(k)] = v.is_string() ? v.get<std::string>() : v.dump();
     }
-    for (const auto& [id, label] : by_id) c.id2label.push_back(label);
+    for (const auto& [id, label] : by_id)
+      c.id2label.push_back(label);
   } else {
     int64_t n = 2;
     read_field(j, "num_labels", n, source);
-    for (int64_t i = 0; i < n; ++i) c.id2label.push_back("LABEL_" + std::to_string(i));
+    for (int64_t i = 0; i < n; ++i)
+      c.id2label.push_back("LABEL_" + std::to_string(i));
   }
   std::string problem;
   read_field(j, "problem_type", problem, source);
-  if (!problem.empty()) c.problem_type = parse_problem_type(problem);
+  if (!problem.empty())
+    c.problem_type = parse_problem_type(problem);
 
   check_positive(c.vocab_size, "vocab_size", source);
   check_positive(c.hidden_size, "hidden_size", source);
@@ -157,10 +164,10 @@ EncoderConfig EncoderConfig::from_json(const json& j,
   check_positive(c.intermediate_size, "intermediate_size", source);
   check_positive(c.max_position_embeddings, "max_position_embeddings", source);
   if (c.hidden_size % c.num_attention_heads != 0) {
-    throw std::runtime_error(error_message(
-        source, "hidden_size divisible by num_attention_heads",
-        std::to_string(c.hidden_size) + " and " +
-            std::to_string(c.num_attention_heads)));
+    throw std::runtime_error(
+        error_message(source, "hidden_size divisible by num_attention_heads",
+                      std::to_string(c.hidden_size) + " and " +
+                          std::to_string(c.num_attention_heads)));
   }
   return c;
 }
@@ -169,17 +176,17 @@ EncoderConfig EncoderConfig::from_file(const fs::path& path) {
   const fs::path file = fs::is_directory(path) ? path / "config.json" : path;
   std::ifstream in(file);
   if (!in) {
-    throw std::runtime_error(error_message(
-        "EncoderConfig", "a readable config.json",
-        "no file '" + file.string() + "'",
-        "point at a Hugging Face model folder"));
+    throw std::runtime_error(
+        error_message("EncoderConfig", "a readable config.json",
+                      "no file '" + file.string() + "'",
+                      "point at a Hugging Face model folder"));
   }
   json j;
   try {
     j = json::parse(in);
   } catch (const json::parse_error& e) {
-    throw std::runtime_error(error_message(file.string(), "valid JSON",
-                                           std::string(e.what())));
+    throw std::runtime_error(
+        error_message(file.string(), "valid JSON", std::string(e.what())));
   }
   return from_json(j, file.string());
 }
@@ -202,7 +209,8 @@ json EncoderConfig::to_json() const {
   j["initializer_range"] = initializer_range;
   j["pad_token_id"] = pad_token_id;
   j["position_embedding_type"] = "absolute";
-  if (classifier_dropout) j["classifier_dropout"] = *classifier_dropout;
+  if (classifier_dropout)
+    j["classifier_dropout"] = *classifier_dropout;
   json id2l = json::object();
   json l2id = json::object();
   for (size_t i = 0; i < id2label.size(); ++i) {

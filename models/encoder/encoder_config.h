@@ -17,9 +17,9 @@ namespace peftcpp::models {
 /// `problem_type`; inferred from num_labels and the labels when unset).
 enum class ProblemType {
   kUnset,
-  kRegression,                ///< num_labels == 1, MSE
-  kSingleLabelClassification, ///< cross-entropy over num_labels
-  kMultiLabelClassification,  ///< BCE-with-logits per label
+  kRegression,                 ///< num_labels == 1, MSE
+  kSingleLabelClassification,  ///< cross-entropy over num_labels
+  kMultiLabelClassification,   ///< BCE-with-logits per label
 };
 
 /// The encoder families we implement; they differ in position ids and head.

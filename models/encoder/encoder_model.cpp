@@ -21,7 +21,8 @@ std::shared_ptr<torch::nn::Module> name_scope(torch::nn::Module& parent,
 std::string shape_str(const at::Tensor& t) {
   std::string s = "[";
   for (int64_t i = 0; i < t.dim(); ++i) {
-    if (i > 0) s += ", ";
+    if (i > 0)
+      s += ", ";
     s += std::to_string(t.size(i));
   }
   return s + "]";
@@ -31,37 +32,44 @@ std::string shape_str(const at::Tensor& t) {
 
 at::Tensor make_attention_mask(const at::Tensor& attention_mask,
                                int64_t prefix_length) {
-  if (!attention_mask.defined()) return {};
+  if (!attention_mask.defined())
+    return {};
   at::Tensor keep = attention_mask.to(at::kBool);  // [B, T]
   if (prefix_length > 0) {
-    keep = at::cat({at::ones({keep.size(0), prefix_length}, keep.options()),
-                    keep},
-                   /*dim=*/1);
+    keep =
+        at::cat({at::ones({keep.size(0), prefix_length}, keep.options()), keep},
+                /*dim=*/1);
   }
-  if (keep.all().item<bool>()) return {};  // nothing masked: SDPA's fast path
-  return keep.unsqueeze(1).unsqueeze(1);   // [B, 1, 1, P + T]
+  if (keep.all().item<bool>())
+    return {};                            // nothing masked: SDPA's fast path
+  return keep.unsqueeze(1).unsqueeze(1);  // [B, 1, 1, P + T]
 }
 
-// --- embeddings ----------------------------------------------------------------
+// --- embeddings
+// ----------------------------------------------------------------
 
 EncoderEmbeddingsImpl::EncoderEmbeddingsImpl(const EncoderConfig& c)
     : family_(c.family),
       pad_token_id_(c.pad_token_id),
       dropout_(c.hidden_dropout_prob) {
-  word_embeddings = register_module(
-      "word_embeddings",
-      torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size)
-                               .padding_idx(c.pad_token_id)));
-  auto pos = torch::nn::EmbeddingOptions(c.max_position_embeddings, c.hidden_size);
-  if (family_ == EncoderFamily::kRoberta) pos.padding_idx(c.pad_token_id);
-  position_embeddings = register_module("position_embeddings",
-                                        torch::nn::Embedding(pos));
-  token_type_embeddings = register_module(
-      "token_type_embeddings",
-      torch::nn::Embedding(c.type_vocab_size, c.hidden_size));
+  word_embeddings =
+      register_module("word_embeddings",
+                      torch::nn::Embedding(torch::nn::EmbeddingOptions(
+                                               c.vocab_size, c.hidden_size)
+                                               .padding_idx(c.pad_token_id)));
+  auto pos =
+      torch::nn::EmbeddingOptions(c.max_position_embeddings, c.hidden_size);
+  if (family_ == EncoderFamily::kRoberta)
+    pos.padding_idx(c.pad_token_id);
+  position_embeddings =
+      register_module("position_embeddings", torch::nn::Embedding(pos));
+  token_type_embeddings =
+      register_module("token_type_embeddings",
+                      torch::nn::Embedding(c.type_vocab_size, c.hidden_size));
   LayerNorm = register_module(
-      "LayerNorm", torch::nn::LayerNorm(
-                       torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
+      "LayerNorm",
+      torch::nn::LayerNorm(
+          torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
 }
 
 at::Tensor EncoderEmbeddingsImpl::position_ids_for(const EncoderInputs& in,
@@ -93,8 +101,8 @@ at::Tensor EncoderEmbeddingsImpl::forward(const EncoderInputs& in) {
         "EncoderEmbeddings", "exactly one of input_ids and inputs_embeds",
         in.input_ids.defined() ? "both" : "neither"));
   }
-  at::Tensor embeds = in.input_ids.defined() ? word_embeddings(in.input_ids)
-                                             : in.inputs_embeds;
+  at::Tensor embeds =
+      in.input_ids.defined() ? word_embeddings(in.input_ids) : in.inputs_embeds;
   const int64_t batch = embeds.size(0);
   const int64_t length = embeds.size(1);
   const at::Tensor positions = in.position_ids.defined()
@@ -103,12 +111,13 @@ at::Tensor EncoderEmbeddingsImpl::forward(const EncoderInputs& in) {
   at::Tensor types = in.token_type_ids.defined()
                          ? in.token_type_ids
                          : at::zeros({batch, length}, positions.options());
-  at::Tensor h = embeds + token_type_embeddings(types) +
-                 position_embeddings(positions);
+  at::Tensor h =
+      embeds + token_type_embeddings(types) + position_embeddings(positions);
   return at::dropout(LayerNorm(h), dropout_, is_training());
 }
 
-// --- attention -------------------------------------------------------------------
+// --- attention
+// -------------------------------------------------------------------
 
 SelfAttentionImpl::SelfAttentionImpl(const EncoderConfig& c)
     : num_heads_(c.num_attention_heads),
@@ -149,21 +158,25 @@ SublayerOutputImpl::SublayerOutputImpl(int64_t in_features,
     : dropout_(c.hidden_dropout_prob) {
   dense = register_module("dense", Linear(in_features, c.hidden_size));
   LayerNorm = register_module(
-      "LayerNorm", torch::nn::LayerNorm(
-                       torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
+      "LayerNorm",
+      torch::nn::LayerNorm(
+          torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
 }
 
 at::Tensor SublayerOutputImpl::forward(const at::Tensor& hidden,
                                        const at::Tensor& residual) {
   at::Tensor h = at::dropout(dense(hidden), dropout_, is_training());
-  if (adapter_) return adapter_->forward(h, residual, LayerNorm);
+  if (adapter_)
+    return adapter_->forward(h, residual, LayerNorm);
   return LayerNorm(h + residual);
 }
 
 void SublayerOutputImpl::set_adapter(std::shared_ptr<SublayerAdapter> adapter) {
-  if (adapter_) unregister_module("adapters");
+  if (adapter_)
+    unregister_module("adapters");
   adapter_ = std::move(adapter);
-  if (adapter_) register_module("adapters", adapter_);
+  if (adapter_)
+    register_module("adapters", adapter_);
 }
 
 AttentionImpl::AttentionImpl(const EncoderConfig& c) {
@@ -177,14 +190,16 @@ at::Tensor AttentionImpl::forward(const at::Tensor& hidden,
   return output(self(hidden, mask, prefix), hidden);
 }
 
-// --- layer and model ---------------------------------------------------------------
+// --- layer and model
+// ---------------------------------------------------------------
 
 EncoderLayerImpl::EncoderLayerImpl(const EncoderConfig& c)
     : activation_(c.hidden_act) {
   attention = register_module("attention", Attention(c));
-  intermediate_dense = name_scope(*this, "intermediate")
-                           ->register_module("dense", Linear(c.hidden_size,
-                                                             c.intermediate_size));
+  intermediate_dense =
+      name_scope(*this, "intermediate")
+          ->register_module("dense",
+                            Linear(c.hidden_size, c.intermediate_size));
   output = register_module("output", SublayerOutput(c.intermediate_size, c));
 }
 
@@ -192,7 +207,8 @@ at::Tensor EncoderLayerImpl::forward(const at::Tensor& hidden,
                                      const at::Tensor& mask,
                                      const KeyValuePrefix* prefix) {
   at::Tensor attended = attention(hidden, mask, prefix);
-  at::Tensor inner = apply_activation(intermediate_dense(attended), activation_);
+  at::Tensor inner =
+      apply_activation(intermediate_dense(attended), activation_);
   return output(inner, attended);
 }
 
@@ -206,8 +222,9 @@ EncoderModelImpl::EncoderModelImpl(const EncoderConfig& c,
     layers->push_back(EncoderLayer(c));
   }
   if (add_pooling_layer) {
-    pooler_dense = name_scope(*this, "pooler")
-                       ->register_module("dense", Linear(c.hidden_size, c.hidden_size));
+    pooler_dense =
+        name_scope(*this, "pooler")
+            ->register_module("dense", Linear(c.hidden_size, c.hidden_size));
   }
 }
 
@@ -216,7 +233,8 @@ EncoderLayer EncoderModelImpl::layer(size_t i) const {
 }
 
 EncoderOutput EncoderModelImpl::forward(const EncoderInputs& in) {
-  const at::Tensor& ref = in.input_ids.defined() ? in.input_ids : in.inputs_embeds;
+  const at::Tensor& ref =
+      in.input_ids.defined() ? in.input_ids : in.inputs_embeds;
   if (!ref.defined() || ref.dim() < 2) {
     throw std::invalid_argument(error_message(
         "EncoderModel", "input_ids [B, T] or inputs_embeds [B, T, hidden]",
@@ -225,26 +243,30 @@ EncoderOutput EncoderModelImpl::forward(const EncoderInputs& in) {
   const int64_t length = ref.size(1);
   if (length > config_.max_sequence_length()) {
     throw std::invalid_argument(error_message(
-        "EncoderModel", "at most " + std::to_string(config_.max_sequence_length()) +
-                            " tokens (max_position_embeddings)",
+        "EncoderModel",
+        "at most " + std::to_string(config_.max_sequence_length()) +
+            " tokens (max_position_embeddings)",
         std::to_string(length) + " tokens",
         "truncate the input, e.g. --max-length " +
             std::to_string(config_.max_sequence_length())));
   }
   if (in.attention_mask.defined() &&
-      (in.attention_mask.dim() != 2 || in.attention_mask.size(0) != ref.size(0) ||
+      (in.attention_mask.dim() != 2 ||
+       in.attention_mask.size(0) != ref.size(0) ||
        in.attention_mask.size(1) != length)) {
     throw std::invalid_argument(error_message(
-        "EncoderModel", "attention_mask of shape [" + std::to_string(ref.size(0)) +
-                            ", " + std::to_string(length) + "]",
+        "EncoderModel",
+        "attention_mask of shape [" + std::to_string(ref.size(0)) + ", " +
+            std::to_string(length) + "]",
         shape_str(in.attention_mask)));
   }
   if (!in.prefix.empty() &&
       static_cast<int64_t>(in.prefix.size()) != config_.num_hidden_layers) {
-    throw std::invalid_argument(error_message(
-        "EncoderModel", "one key/value prefix per layer (" +
-                            std::to_string(config_.num_hidden_layers) + ")",
-        std::to_string(in.prefix.size())));
+    throw std::invalid_argument(
+        error_message("EncoderModel",
+                      "one key/value prefix per layer (" +
+                          std::to_string(config_.num_hidden_layers) + ")",
+                      std::to_string(in.prefix.size())));
   }
 
   at::Tensor hidden = embeddings(in);
@@ -252,7 +274,8 @@ EncoderOutput EncoderModelImpl::forward(const EncoderInputs& in) {
       in.prefix.empty() ? 0 : in.prefix.front().key.size(2);
   const at::Tensor mask = make_attention_mask(in.attention_mask, prefix_length);
   for (size_t i = 0; i < layers->size(); ++i) {
-    hidden = layer(i)(hidden, mask, in.prefix.empty() ? nullptr : &in.prefix[i]);
+    hidden =
+        layer(i)(hidden, mask, in.prefix.empty() ? nullptr : &in.prefix[i]);
   }
   EncoderOutput out;
   out.last_hidden_state = hidden;

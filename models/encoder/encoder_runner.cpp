@@ -16,7 +16,8 @@ namespace peftcpp::models {
 namespace {
 
 int64_t real_length(const data::Encoding& e) {
-  if (e.attention_mask.empty()) return static_cast<int64_t>(e.ids.size());
+  if (e.attention_mask.empty())
+    return static_cast<int64_t>(e.ids.size());
   return std::accumulate(e.attention_mask.begin(), e.attention_mask.end(),
                          int64_t{0});
 }
@@ -41,25 +42,26 @@ EncoderRunOutputs run_encoder(LoadedEncoder& model,
     lengths[i] = real_length(encodings[i]);
     if (lengths[i] > config.max_sequence_length()) {
       throw std::invalid_argument(error_message(
-          "run_encoder", "inputs of at most " +
-                             std::to_string(config.max_sequence_length()) +
-                             " tokens (the model's positions)",
+          "run_encoder",
+          "inputs of at most " + std::to_string(config.max_sequence_length()) +
+              " tokens (the model's positions)",
           "input " + std::to_string(i) + " with " + std::to_string(lengths[i]) +
               " tokens",
           "truncate with --max-length " +
               std::to_string(config.max_sequence_length())));
     }
     if (lengths[i] == 0) {
-      throw std::invalid_argument(error_message(
-          "run_encoder", "at least one token per input",
-          "input " + std::to_string(i) + " with none"));
+      throw std::invalid_argument(
+          error_message("run_encoder", "at least one token per input",
+                        "input " + std::to_string(i) + " with none"));
     }
   }
   // Longest first: the first batch shows the peak memory straight away.
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t a, int64_t b) { return lengths[a] > lengths[b]; });
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return lengths[a] > lengths[b];
+  });
 
   const int64_t max_len = lengths[order.front()];
   const c10::Device device = model.module().parameters().front().device();
@@ -67,16 +69,20 @@ EncoderRunOutputs run_encoder(LoadedEncoder& model,
   const int64_t hidden = config.hidden_size;
   EncoderRunOutputs out;
   auto f32 = at::TensorOptions().dtype(at::kFloat);
-  if (head) out.logits = at::empty({n, config.num_labels()}, f32);
-  else out.sentence_embedding = at::empty({n, hidden}, f32);
-  if (!head && model.encoder->has_pooler()) out.pooler_output = at::empty({n, hidden}, f32);
+  if (head)
+    out.logits = at::empty({n, config.num_labels()}, f32);
+  else
+    out.sentence_embedding = at::empty({n, hidden}, f32);
+  if (!head && model.encoder->has_pooler())
+    out.pooler_output = at::empty({n, hidden}, f32);
   if (options.with_hidden_states) {
     out.last_hidden_state = at::zeros({n, max_len, hidden}, f32);
     out.attention_mask = at::zeros({n, max_len}, at::kLong);
   }
 
   std::optional<ProgressBar> bar;
-  if (options.show_progress) bar.emplace("predict", n, "inputs");
+  if (options.show_progress)
+    bar.emplace("predict", n, "inputs");
   c10::InferenceMode inference;
   for (int64_t start = 0; start < n; start += options.batch_size) {
     const int64_t end = std::min(n, start + options.batch_size);
@@ -94,7 +100,8 @@ EncoderRunOutputs run_encoder(LoadedEncoder& model,
       // Real tokens are those the mask keeps, in order (right or left padding).
       int64_t col = 0;
       for (size_t k = 0; k < e.ids.size() && col < len; ++k) {
-        if (!e.attention_mask.empty() && e.attention_mask[k] == 0) continue;
+        if (!e.attention_mask.empty() && e.attention_mask[k] == 0)
+          continue;
         ids_a[r][col] = e.ids[k];
         types_a[r][col] = e.type_ids.empty() ? 0 : e.type_ids[k];
         mask_a[r][col] = 1;
@@ -109,24 +116,31 @@ EncoderRunOutputs run_encoder(LoadedEncoder& model,
         std::vector<int64_t>(order.begin() + start, order.begin() + end));
     EncoderOutput enc = model.base()->forward(in);
     if (head) {
-      out.logits.index_copy_(0, rows, model.classifier->head(enc).to(at::kCPU, at::kFloat));
+      out.logits.index_copy_(
+          0, rows, model.classifier->head(enc).to(at::kCPU, at::kFloat));
     } else {
       out.sentence_embedding.index_copy_(
-          0, rows, mean_pool(enc.last_hidden_state, in.attention_mask).to(at::kCPU, at::kFloat));
+          0, rows,
+          mean_pool(enc.last_hidden_state, in.attention_mask)
+              .to(at::kCPU, at::kFloat));
       if (out.pooler_output.defined()) {
-        out.pooler_output.index_copy_(0, rows, enc.pooler_output.to(at::kCPU, at::kFloat));
+        out.pooler_output.index_copy_(
+            0, rows, enc.pooler_output.to(at::kCPU, at::kFloat));
       }
     }
     if (options.with_hidden_states) {
       out.last_hidden_state.slice(1, 0, t).index_copy_(
-          0, rows, (enc.last_hidden_state * in.attention_mask.unsqueeze(-1))
-                       .to(at::kCPU, at::kFloat));
+          0, rows,
+          (enc.last_hidden_state * in.attention_mask.unsqueeze(-1))
+              .to(at::kCPU, at::kFloat));
       out.attention_mask.slice(1, 0, t).index_copy_(0, rows, mask);
     }
     out.tokens += mask.sum().item<int64_t>();
-    if (bar) bar->advance(b);
+    if (bar)
+      bar->advance(b);
   }
-  if (bar) bar->finish();
+  if (bar)
+    bar->finish();
   return out;
 }
 

@@ -23,10 +23,11 @@ bool starts_with(const std::string& s, const std::string& prefix) {
 StateDict align_prefix(StateDict sd, const std::string& prefix,
                        bool model_has_prefix) {
   const std::string dotted = prefix + ".";
-  const bool ckpt_has_prefix =
-      std::any_of(sd.begin(), sd.end(),
-                  [&](const auto& kv) { return starts_with(kv.first, dotted); });
-  if (model_has_prefix == ckpt_has_prefix) return sd;
+  const bool ckpt_has_prefix = std::any_of(
+      sd.begin(), sd.end(),
+      [&](const auto& kv) { return starts_with(kv.first, dotted); });
+  if (model_has_prefix == ckpt_has_prefix)
+    return sd;
   StateDict out;
   for (auto& [name, tensor] : sd) {
     if (model_has_prefix) {
@@ -34,7 +35,8 @@ StateDict align_prefix(StateDict sd, const std::string& prefix,
     } else if (starts_with(name, dotted)) {
       out.emplace(name.substr(dotted.size()), std::move(tensor));
     } else {
-      out.emplace(name, std::move(tensor));  // e.g. "cls.predictions...": unexpected
+      out.emplace(name,
+                  std::move(tensor));  // e.g. "cls.predictions...": unexpected
     }
   }
   return out;
@@ -43,16 +45,20 @@ StateDict align_prefix(StateDict sd, const std::string& prefix,
 }  // namespace
 
 c10::ScalarType parse_dtype(const std::string& name) {
-  if (name == "float32" || name == "fp32" || name == "float") return c10::kFloat;
-  if (name == "bfloat16" || name == "bf16") return c10::kBFloat16;
-  if (name == "float16" || name == "fp16" || name == "half") return c10::kHalf;
-  throw std::invalid_argument(error_message(
-      "dtype", "float32, bfloat16 or float16 (fp32, bf16, fp16)",
-      "\"" + name + "\""));
+  if (name == "float32" || name == "fp32" || name == "float")
+    return c10::kFloat;
+  if (name == "bfloat16" || name == "bf16")
+    return c10::kBFloat16;
+  if (name == "float16" || name == "fp16" || name == "half")
+    return c10::kHalf;
+  throw std::invalid_argument(
+      error_message("dtype", "float32, bfloat16 or float16 (fp32, bf16, fp16)",
+                    "\"" + name + "\""));
 }
 
 torch::nn::Module& LoadedEncoder::module() {
-  if (!classifier.is_empty()) return *classifier;
+  if (!classifier.is_empty())
+    return *classifier;
   return *encoder;
 }
 
@@ -65,10 +71,9 @@ LoadedEncoder load_encoder(const fs::path& dir,
   LoadedEncoder loaded;
   loaded.config = EncoderConfig::from_file(dir);
   const EncoderConfig& config = loaded.config;
-  const bool with_head =
-      options.head == EncoderHead::kSequenceClassification ||
-      (options.head == EncoderHead::kAuto &&
-       config.has_sequence_classification_head());
+  const bool with_head = options.head == EncoderHead::kSequenceClassification ||
+                         (options.head == EncoderHead::kAuto &&
+                          config.has_sequence_classification_head());
 
   StateDict sd = load_checkpoint(dir);
   const std::string prefix = config.base_model_prefix();
@@ -101,7 +106,8 @@ LoadedEncoder load_encoder(const fs::path& dir,
   if (options.strict) {
     std::vector<std::string> missing_body;
     for (const auto& k : loaded.missing_keys) {
-      if (!starts_with(k, "classifier.")) missing_body.push_back(k);
+      if (!starts_with(k, "classifier."))
+        missing_body.push_back(k);
     }
     if (!missing_body.empty() || !loaded.unexpected_keys.empty()) {
       throw std::runtime_error(error_message(

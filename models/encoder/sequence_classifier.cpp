@@ -23,12 +23,15 @@ SequenceClassifierImpl::SequenceClassifierImpl(const EncoderConfig& c)
   encoder = register_module(c.base_model_prefix(),
                             EncoderModel(c, /*add_pooling_layer=*/bert));
   if (bert) {
-    classifier = register_module("classifier", Linear(c.hidden_size, c.num_labels()));
+    classifier =
+        register_module("classifier", Linear(c.hidden_size, c.num_labels()));
   } else {
-    auto scope = register_module("classifier", std::make_shared<torch::nn::Module>());
-    classifier_dense = scope->register_module("dense", Linear(c.hidden_size, c.hidden_size));
-    classifier_out_proj =
-        scope->register_module("out_proj", Linear(c.hidden_size, c.num_labels()));
+    auto scope =
+        register_module("classifier", std::make_shared<torch::nn::Module>());
+    classifier_dense =
+        scope->register_module("dense", Linear(c.hidden_size, c.hidden_size));
+    classifier_out_proj = scope->register_module(
+        "out_proj", Linear(c.hidden_size, c.num_labels()));
   }
 }
 
@@ -48,8 +51,10 @@ at::Tensor SequenceClassifierImpl::forward(const EncoderInputs& inputs) {
 
 ProblemType resolve_problem_type(ProblemType configured, int64_t num_labels,
                                  const at::Tensor& labels) {
-  if (configured != ProblemType::kUnset) return configured;
-  if (num_labels == 1) return ProblemType::kRegression;
+  if (configured != ProblemType::kUnset)
+    return configured;
+  if (num_labels == 1)
+    return ProblemType::kRegression;
   if (labels.defined() &&
       (labels.scalar_type() == at::kLong || labels.scalar_type() == at::kInt)) {
     return ProblemType::kSingleLabelClassification;
@@ -64,7 +69,8 @@ at::Tensor sequence_classification_loss(const at::Tensor& logits,
   switch (resolve_problem_type(problem_type, num_labels, labels)) {
     case ProblemType::kRegression:
       if (num_labels == 1) {
-        return at::mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype()));
+        return at::mse_loss(logits.squeeze(),
+                            labels.squeeze().to(logits.dtype()));
       }
       return at::mse_loss(logits, labels.to(logits.dtype()));
     case ProblemType::kSingleLabelClassification:
@@ -76,23 +82,28 @@ at::Tensor sequence_classification_loss(const at::Tensor& logits,
     case ProblemType::kUnset:
       break;
   }
-  throw std::logic_error("[sequence_classification_loss] unresolved problem type");
+  throw std::logic_error(
+      "[sequence_classification_loss] unresolved problem type");
 }
 
-at::Tensor mean_pool(const at::Tensor& hidden, const at::Tensor& attention_mask) {
+at::Tensor mean_pool(const at::Tensor& hidden,
+                     const at::Tensor& attention_mask) {
   // [B, T] -> [B, T, 1] in the hidden dtype
   const at::Tensor m = attention_mask.unsqueeze(-1).to(hidden.dtype());
   return (hidden * m).sum(/*dim=*/1) / at::clamp_min(m.sum(/*dim=*/1), 1e-9);
 }
 
-at::Tensor cls_pool(const at::Tensor& hidden) { return hidden.select(1, 0); }
+at::Tensor cls_pool(const at::Tensor& hidden) {
+  return hidden.select(1, 0);
+}
 
 void init_encoder_weights(torch::nn::Module& module, const EncoderConfig& c) {
   torch::NoGradGuard no_grad;
   for (const auto& child : module.modules(/*include_self=*/true)) {
     if (auto* linear = child->as<LinearImpl>()) {
       torch::nn::init::normal_(linear->weight, 0.0, c.initializer_range);
-      if (linear->bias.defined()) torch::nn::init::zeros_(linear->bias);
+      if (linear->bias.defined())
+        torch::nn::init::zeros_(linear->bias);
     } else if (auto* emb = child->as<torch::nn::EmbeddingImpl>()) {
       torch::nn::init::normal_(emb->weight, 0.0, c.initializer_range);
       if (emb->options.padding_idx()) {

@@ -57,7 +57,8 @@ at::Tensor sequence_classification_loss(const at::Tensor& logits,
 
 /// Mean of the token vectors that the mask keeps, as sentence-transformers
 /// computes sentence embeddings: [B, T, H], [B, T] -> [B, H].
-at::Tensor mean_pool(const at::Tensor& hidden, const at::Tensor& attention_mask);
+at::Tensor mean_pool(const at::Tensor& hidden,
+                     const at::Tensor& attention_mask);
 
 /// The first token's vector ([CLS] / <s>): [B, T, H] -> [B, H].
 at::Tensor cls_pool(const at::Tensor& hidden);
@@ -66,6 +67,7 @@ at::Tensor cls_pool(const at::Tensor& hidden);
 /// linear and embedding weights ~ N(0, initializer_range), biases zero,
 /// LayerNorm weight one and bias zero, padding embedding row zero. Used for
 /// heads a base checkpoint does not carry.
-void init_encoder_weights(torch::nn::Module& module, const EncoderConfig& config);
+void init_encoder_weights(torch::nn::Module& module,
+                          const EncoderConfig& config);
 
 }  // namespace peftcpp::models

@@ -37,21 +37,24 @@ constexpr std::array<std::pair<std::string_view, Activation>, 18> kNames{{
 
 Activation parse_activation(std::string_view name) {
   for (const auto& [n, act] : kNames) {
-    if (n == name) return act;
+    if (n == name)
+      return act;
   }
   std::string supported;
   for (const auto& [n, act] : kNames) {
-    if (!supported.empty()) supported += ", ";
+    if (!supported.empty())
+      supported += ", ";
     supported += n;
   }
-  throw std::invalid_argument(error_message(
-      "parse_activation", "one of " + supported,
-      "hidden_act \"" + std::string(name) + "\""));
+  throw std::invalid_argument(
+      error_message("parse_activation", "one of " + supported,
+                    "hidden_act \"" + std::string(name) + "\""));
 }
 
 std::string activation_name(Activation act) {
   for (const auto& [n, a] : kNames) {
-    if (a == act) return std::string(n);
+    if (a == act)
+      return std::string(n);
   }
   return "unknown";
 }

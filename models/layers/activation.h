@@ -20,14 +20,14 @@ enum class Activation {
   kGelu10,           ///< "gelu_10": exact gelu clipped to [-10, 10]
   kQuickGelu,        ///< "quick_gelu": x * sigmoid(1.702 x)
   kRelu,
-  kRelu2,            ///< "relu2": relu(x)^2
+  kRelu2,  ///< "relu2": relu(x)^2
   kRelu6,
   kLeakyRelu,
-  kSilu,             ///< "silu" / "swish"
+  kSilu,  ///< "silu" / "swish"
   kMish,
   kTanh,
   kSigmoid,
-  kLinear,           ///< "linear": identity
+  kLinear,  ///< "linear": identity
 };
 
 /// Parses a config's `hidden_act`; throws std::invalid_argument listing the

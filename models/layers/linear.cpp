@@ -17,8 +17,8 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool bias) {
         "Linear", "positive in_features and out_features",
         std::to_string(in_features) + " and " + std::to_string(out_features)));
   }
-  weight = register_parameter("weight",
-                              torch::empty({out_features, in_features}));
+  weight =
+      register_parameter("weight", torch::empty({out_features, in_features}));
   if (bias) {
     this->bias = register_parameter("bias", torch::empty({out_features}));
   }
@@ -40,11 +40,14 @@ at::Tensor LinearImpl::forward_base(const at::Tensor& x) const {
 }
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
-  if (hooks_.empty()) return at::linear(x, weight, bias);
+  if (hooks_.empty())
+    return at::linear(x, weight, bias);
   at::Tensor h = x;
-  for (auto& [name, hook] : hooks_) h = hook->transform_input(h);
+  for (auto& [name, hook] : hooks_)
+    h = hook->transform_input(h);
   at::Tensor y = at::linear(h, weight, bias);
-  for (auto& [name, hook] : hooks_) y = hook->transform_output(*this, x, y);
+  for (auto& [name, hook] : hooks_)
+    y = hook->transform_output(*this, x, y);
   return y;
 }
 
@@ -52,9 +55,9 @@ void LinearImpl::attach_hook(const std::string& name,
                              std::shared_ptr<LinearHook> hook) {
   const auto same = [&](const auto& p) { return p.first == name; };
   if (std::any_of(hooks_.begin(), hooks_.end(), same)) {
-    throw std::invalid_argument(error_message(
-        "Linear::attach_hook", "a new hook name", "\"" + name + "\"",
-        "detach the existing hook first"));
+    throw std::invalid_argument(
+        error_message("Linear::attach_hook", "a new hook name",
+                      "\"" + name + "\"", "detach the existing hook first"));
   }
   register_module(name, hook);
   hooks_.emplace_back(name, std::move(hook));
@@ -65,10 +68,11 @@ std::shared_ptr<LinearHook> LinearImpl::detach_hook(const std::string& name) {
                                [&](const auto& p) { return p.first == name; });
   if (it == hooks_.end()) {
     std::vector<std::string> names;
-    for (const auto& p : hooks_) names.push_back(p.first);
-    throw std::out_of_range(error_message(
-        "Linear::detach_hook", "one of [" + join_names(names) + "]",
-        "\"" + name + "\""));
+    for (const auto& p : hooks_)
+      names.push_back(p.first);
+    throw std::out_of_range(error_message("Linear::detach_hook",
+                                          "one of [" + join_names(names) + "]",
+                                          "\"" + name + "\""));
   }
   auto hook = it->second;
   hooks_.erase(it);
@@ -80,7 +84,8 @@ void LinearImpl::pretty_print(std::ostream& stream) const {
   stream << "peftcpp::Linear(in_features=" << weight.size(1)
          << ", out_features=" << weight.size(0)
          << ", bias=" << (bias.defined() ? "true" : "false");
-  if (!hooks_.empty()) stream << ", hooks=" << hooks_.size();
+  if (!hooks_.empty())
+    stream << ", hooks=" << hooks_.size();
   stream << ")";
 }
 

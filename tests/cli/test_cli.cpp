@@ -3,8 +3,8 @@
 // naming the file or tensor, what was expected and what was found, exit
 // code 1, and no output file.
 
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
+#include <catch2/catch.hpp>
 
 #include <sys/wait.h>
 
@@ -35,7 +35,8 @@ Result run_cli(const std::string& args) {
   REQUIRE(pipe != nullptr);
   std::array<char, 4096> buf{};
   size_t n = 0;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0)
+    r.output.append(buf.data(), n);
   const int status = pclose(pipe);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
@@ -81,12 +82,14 @@ std::string ids_jsonl(const StateDict& io) {
   for (int64_t r = 0; r < ids.size(0); ++r) {
     s += "{\"input_ids\": [";
     const int64_t n = mask[r].sum().item<int64_t>();
-    for (int64_t k = 0; k < n; ++k) s += (k ? ", " : "") + std::to_string(ids[r][k].item<int64_t>());
+    for (int64_t k = 0; k < n; ++k)
+      s += (k ? ", " : "") + std::to_string(ids[r][k].item<int64_t>());
     s += "]";
     if (io.count("token_type_ids")) {
       s += ", \"token_type_ids\": [";
       for (int64_t k = 0; k < n; ++k)
-        s += (k ? ", " : "") + std::to_string(io.at("token_type_ids")[r][k].item<int64_t>());
+        s += (k ? ", " : "") +
+             std::to_string(io.at("token_type_ids")[r][k].item<int64_t>());
       s += "]";
     }
     s += "}\n";
@@ -101,13 +104,15 @@ double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
 
 }  // namespace
 
-TEST_CASE("predict writes a classifier's logits equal to transformers'", "[cli]") {
+TEST_CASE("predict writes a classifier's logits equal to transformers'",
+          "[cli]") {
   const fs::path dir = scratch("predict-logits");
   const StateDict io = load_checkpoint(tiny("bert_seqcls") / "io.safetensors");
   write_text(dir / "in.jsonl", ids_jsonl(io));
-  const Result r = run_cli("predict --model " + tiny("bert_seqcls").string() + " --input " +
-                           (dir / "in.jsonl").string() + " --output " +
-                           (dir / "out.safetensors").string() + " --batch-size 2");
+  const Result r =
+      run_cli("predict --model " + tiny("bert_seqcls").string() + " --input " +
+              (dir / "in.jsonl").string() + " --output " +
+              (dir / "out.safetensors").string() + " --batch-size 2");
   INFO(r.output);
   REQUIRE(r.code == 0);
   const StateDict out = load_checkpoint(dir / "out.safetensors");
@@ -115,15 +120,16 @@ TEST_CASE("predict writes a classifier's logits equal to transformers'", "[cli]"
   fs::remove_all(dir);
 }
 
-TEST_CASE("predict on a bare encoder writes embeddings, pooler output and "
-          "hidden states with their mask",
-          "[cli]") {
+TEST_CASE(
+    "predict on a bare encoder writes embeddings, pooler output and "
+    "hidden states with their mask",
+    "[cli]") {
   const fs::path dir = scratch("predict-encoder");
   const StateDict io = load_checkpoint(tiny("bert_model") / "io.safetensors");
   write_text(dir / "in.jsonl", ids_jsonl(io));
-  const Result r = run_cli("predict --model " + tiny("bert_model").string() + " --input " +
-                           (dir / "in.jsonl").string() + " --output " +
-                           (dir / "out.safetensors").string());
+  const Result r = run_cli("predict --model " + tiny("bert_model").string() +
+                           " --input " + (dir / "in.jsonl").string() +
+                           " --output " + (dir / "out.safetensors").string());
   INFO(r.output);
   REQUIRE(r.code == 0);
   const StateDict out = load_checkpoint(dir / "out.safetensors");
@@ -138,29 +144,34 @@ TEST_CASE("predict on a bare encoder writes embeddings, pooler output and "
   fs::remove_all(dir);
 }
 
-TEST_CASE("predict with the real MiniLM tokenizer and weights reproduces "
-          "transformers' SST-2 dev embeddings end to end",
-          "[cli][slow]") {
+TEST_CASE(
+    "predict with the real MiniLM tokenizer and weights reproduces "
+    "transformers' SST-2 dev embeddings end to end",
+    "[cli][slow]") {
   const fs::path dir = scratch("predict-minilm");
   const fs::path sentences =
       peftcpp::testing::fixture_dir() / "models" / "sst2_dev_sentences.jsonl";
-  const Result r = run_cli("predict --model " + peftcpp::testing::minilm_dir().string() +
-                           " --input " + sentences.string() + " --output " +
-                           (dir / "out.safetensors").string() + " --no-hidden-states");
+  const Result r =
+      run_cli("predict --model " + peftcpp::testing::minilm_dir().string() +
+              " --input " + sentences.string() + " --output " +
+              (dir / "out.safetensors").string() + " --no-hidden-states");
   INFO(r.output);
   REQUIRE(r.code == 0);
   const StateDict out = load_checkpoint(dir / "out.safetensors");
-  const StateDict ref = load_checkpoint(peftcpp::testing::fixture_dir() / "models" /
-                                        "minilm_sst2.safetensors");
+  const StateDict ref = load_checkpoint(peftcpp::testing::fixture_dir() /
+                                        "models" / "minilm_sst2.safetensors");
   CHECK(out.count("last_hidden_state") == 0);
-  const double delta = max_abs_diff(out.at("sentence_embedding"), ref.at("sentence_embedding"));
+  const double delta =
+      max_abs_diff(out.at("sentence_embedding"), ref.at("sentence_embedding"));
   INFO("max |delta| = " << delta);
   CHECK(delta <= 1e-4);
   fs::remove_all(dir);
 }
 
-TEST_CASE("info describes the architecture, parameter count and files", "[cli]") {
-  const Result r = run_cli("info --model " + peftcpp::testing::minilm_dir().string());
+TEST_CASE("info describes the architecture, parameter count and files",
+          "[cli]") {
+  const Result r =
+      run_cli("info --model " + peftcpp::testing::minilm_dir().string());
   INFO(r.output);
   REQUIRE(r.code == 0);
   CHECK_THAT(r.output, Catch::Contains("BertModel"));
@@ -174,21 +185,25 @@ TEST_CASE("tokenize writes ids, type ids and mask per line", "[cli]") {
   write_text(dir / "in.jsonl",
              "{\"text\": \"Hello, world!\"}\n"
              "{\"text\": \"A pair\", \"text_pair\": \"of sentences\"}\n");
-  const Result r = run_cli("tokenize --model " + peftcpp::testing::minilm_dir().string() +
-                           " --input " + (dir / "in.jsonl").string() + " --output " +
-                           (dir / "out.jsonl").string());
+  const Result r =
+      run_cli("tokenize --model " + peftcpp::testing::minilm_dir().string() +
+              " --input " + (dir / "in.jsonl").string() + " --output " +
+              (dir / "out.jsonl").string());
   INFO(r.output);
   REQUIRE(r.code == 0);
   // Ids from HF's tokenizer for all-MiniLM-L6-v2 (bert-base-uncased vocab).
   CHECK(read_text(dir / "out.jsonl") ==
-        "{\"attention_mask\":[1,1,1,1,1,1],\"input_ids\":[101,7592,1010,2088,999,102],"
+        "{\"attention_mask\":[1,1,1,1,1,1],\"input_ids\":[101,7592,1010,2088,"
+        "999,102],"
         "\"token_type_ids\":[0,0,0,0,0,0]}\n"
-        "{\"attention_mask\":[1,1,1,1,1,1,1],\"input_ids\":[101,1037,3940,102,1997,11746,102],"
+        "{\"attention_mask\":[1,1,1,1,1,1,1],\"input_ids\":[101,1037,3940,102,"
+        "1997,11746,102],"
         "\"token_type_ids\":[0,0,0,0,1,1,1]}\n");
   fs::remove_all(dir);
 }
 
-// --- errors: message, exit code 1, no output file ------------------------------
+// --- errors: message, exit code 1, no output file
+// ------------------------------
 
 namespace {
 void check_fails(const std::string& args, const fs::path& output,
@@ -196,29 +211,35 @@ void check_fails(const std::string& args, const fs::path& output,
   const Result r = run_cli(args);
   INFO(r.output);
   CHECK(r.code == 1);
-  for (const auto& n : needles) CHECK_THAT(r.output, Catch::Contains(n));
+  for (const auto& n : needles)
+    CHECK_THAT(r.output, Catch::Contains(n));
   CHECK_FALSE(fs::exists(output));
 }
 }  // namespace
 
-TEST_CASE("A missing model folder names the file it looked for", "[cli][errors]") {
+TEST_CASE("A missing model folder names the file it looked for",
+          "[cli][errors]") {
   const fs::path dir = scratch("err-missing");
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
   check_fails("predict --model " + (dir / "nope").string() + " --input " +
-                  (dir / "in.jsonl").string() + " --output " + (dir / "o.safetensors").string(),
-              dir / "o.safetensors", {"config.json", (dir / "nope").string(), "expected"});
+                  (dir / "in.jsonl").string() + " --output " +
+                  (dir / "o.safetensors").string(),
+              dir / "o.safetensors",
+              {"config.json", (dir / "nope").string(), "expected"});
   fs::remove_all(dir);
 }
 
-TEST_CASE("A truncated safetensors file is named with the bytes expected and found",
-          "[cli][errors]") {
+TEST_CASE(
+    "A truncated safetensors file is named with the bytes expected and found",
+    "[cli][errors]") {
   const fs::path dir = scratch("err-truncated");
   const fs::path model = copy_model("bert_seqcls", dir);
   const fs::path weights = model / "model.safetensors";
   fs::resize_file(weights, fs::file_size(weights) - 100);
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
-  check_fails("predict --model " + model.string() + " --input " + (dir / "in.jsonl").string() +
-                  " --output " + (dir / "o.safetensors").string(),
+  check_fails("predict --model " + model.string() + " --input " +
+                  (dir / "in.jsonl").string() + " --output " +
+                  (dir / "o.safetensors").string(),
               dir / "o.safetensors", {"model.safetensors", "expected", "got"});
   fs::remove_all(dir);
 }
@@ -227,18 +248,21 @@ TEST_CASE("A corrupt safetensors header is named", "[cli][errors]") {
   const fs::path dir = scratch("err-corrupt");
   const fs::path model = copy_model("bert_seqcls", dir);
   {
-    std::fstream f(model / "model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    std::fstream f(model / "model.safetensors",
+                   std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(8);
     f << "#garbage#";
   }
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
-  check_fails("predict --model " + model.string() + " --input " + (dir / "in.jsonl").string() +
-                  " --output " + (dir / "o.safetensors").string(),
+  check_fails("predict --model " + model.string() + " --input " +
+                  (dir / "in.jsonl").string() + " --output " +
+                  (dir / "o.safetensors").string(),
               dir / "o.safetensors", {"model.safetensors", "expected", "got"});
   fs::remove_all(dir);
 }
 
-TEST_CASE("A shape mismatch names the tensor and both shapes", "[cli][errors]") {
+TEST_CASE("A shape mismatch names the tensor and both shapes",
+          "[cli][errors]") {
   const fs::path dir = scratch("err-shape");
   const fs::path model = copy_model("bert_seqcls", dir);
   // The config says 4 labels, the checkpoint's head has 3.
@@ -250,9 +274,11 @@ TEST_CASE("A shape mismatch names the tensor and both shapes", "[cli][errors]") 
                                           cfg.find("\"id2label\"") + 2);
   write_text(model / "config.json", cfg);
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
-  check_fails("predict --model " + model.string() + " --input " + (dir / "in.jsonl").string() +
-                  " --output " + (dir / "o.safetensors").string(),
-              dir / "o.safetensors", {"classifier.weight", "[4, 32]", "[3, 32]"});
+  check_fails("predict --model " + model.string() + " --input " +
+                  (dir / "in.jsonl").string() + " --output " +
+                  (dir / "o.safetensors").string(),
+              dir / "o.safetensors",
+              {"classifier.weight", "[4, 32]", "[3, 32]"});
   fs::remove_all(dir);
 }
 
@@ -263,12 +289,14 @@ TEST_CASE("A dtype mismatch (integer weights for a float parameter) is named",
   StateDict sd = load_checkpoint(model / "model.safetensors");
   std::vector<std::pair<std::string, at::Tensor>> tensors(sd.begin(), sd.end());
   for (auto& [name, t] : tensors) {
-    if (name == "classifier.bias") t = t.to(at::kLong);
+    if (name == "classifier.bias")
+      t = t.to(at::kLong);
   }
   peftcpp::models::save_safetensors(model / "model.safetensors", tensors);
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
-  check_fails("predict --model " + model.string() + " --input " + (dir / "in.jsonl").string() +
-                  " --output " + (dir / "o.safetensors").string(),
+  check_fails("predict --model " + model.string() + " --input " +
+                  (dir / "in.jsonl").string() + " --output " +
+                  (dir / "o.safetensors").string(),
               dir / "o.safetensors", {"classifier.bias", "expected", "Long"});
   fs::remove_all(dir);
 }
@@ -279,25 +307,31 @@ TEST_CASE("An unsupported architecture is refused by name", "[cli][errors]") {
   std::string cfg = read_text(model / "config.json");
   const auto at = cfg.find("\"model_type\": \"bert\"");
   REQUIRE(at != std::string::npos);
-  cfg.replace(at, std::string("\"model_type\": \"bert\"").size(), "\"model_type\": \"t5\"");
+  cfg.replace(at, std::string("\"model_type\": \"bert\"").size(),
+              "\"model_type\": \"t5\"");
   write_text(model / "config.json", cfg);
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
-  check_fails("predict --model " + model.string() + " --input " + (dir / "in.jsonl").string() +
-                  " --output " + (dir / "o.safetensors").string(),
-              dir / "o.safetensors", {"config.json", "model_type \"bert\" or \"roberta\"", "\"t5\""});
+  check_fails("predict --model " + model.string() + " --input " +
+                  (dir / "in.jsonl").string() + " --output " +
+                  (dir / "o.safetensors").string(),
+              dir / "o.safetensors",
+              {"config.json", "model_type \"bert\" or \"roberta\"", "\"t5\""});
   fs::remove_all(dir);
 }
 
-TEST_CASE("An input longer than the model's positions is refused with a "
-          "--max-length hint, and --max-length fixes it",
-          "[cli][errors]") {
+TEST_CASE(
+    "An input longer than the model's positions is refused with a "
+    "--max-length hint, and --max-length fixes it",
+    "[cli][errors]") {
   const fs::path dir = scratch("err-long");
   std::string ids;
-  for (int i = 0; i < 70; ++i) ids += (i ? "," : "") + std::to_string(5 + i % 50);
-  write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2]}\n{\"input_ids\": [" + ids + "]}\n");
-  const std::string base = "predict --model " + tiny("bert_seqcls").string() + " --input " +
-                           (dir / "in.jsonl").string() + " --output " +
-                           (dir / "o.safetensors").string();
+  for (int i = 0; i < 70; ++i)
+    ids += (i ? "," : "") + std::to_string(5 + i % 50);
+  write_text(dir / "in.jsonl",
+             "{\"input_ids\": [1, 2]}\n{\"input_ids\": [" + ids + "]}\n");
+  const std::string base = "predict --model " + tiny("bert_seqcls").string() +
+                           " --input " + (dir / "in.jsonl").string() +
+                           " --output " + (dir / "o.safetensors").string();
   check_fails(base, dir / "o.safetensors",
               {"input 1 with 70 tokens", "at most 64", "--max-length 64"});
   const Result ok = run_cli(base + " --max-length 64");
@@ -306,16 +340,20 @@ TEST_CASE("An input longer than the model's positions is refused with a "
   fs::remove_all(dir);
 }
 
-TEST_CASE("A malformed input line is named by file and line number", "[cli][errors]") {
+TEST_CASE("A malformed input line is named by file and line number",
+          "[cli][errors]") {
   const fs::path dir = scratch("err-jsonl");
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2]}\n\n{\"text\": oops}\n");
   check_fails("predict --model " + tiny("bert_seqcls").string() + " --input " +
-                  (dir / "in.jsonl").string() + " --output " + (dir / "o.safetensors").string(),
-              dir / "o.safetensors", {"in.jsonl:3", "expected a JSON object", "invalid JSON"});
+                  (dir / "in.jsonl").string() + " --output " +
+                  (dir / "o.safetensors").string(),
+              dir / "o.safetensors",
+              {"in.jsonl:3", "expected a JSON object", "invalid JSON"});
   fs::remove_all(dir);
 }
 
-TEST_CASE("Asking for CUDA on a machine without it is a clear error", "[cli][errors]") {
+TEST_CASE("Asking for CUDA on a machine without it is a clear error",
+          "[cli][errors]") {
   if (torch::cuda::is_available()) {
     WARN("CUDA present: nothing to refuse");
     return;
@@ -325,11 +363,13 @@ TEST_CASE("Asking for CUDA on a machine without it is a clear error", "[cli][err
   check_fails("predict --model " + tiny("bert_seqcls").string() + " --input " +
                   (dir / "in.jsonl").string() + " --output " +
                   (dir / "o.safetensors").string() + " --device cuda",
-              dir / "o.safetensors", {"--device", "expected a CUDA device", "--device cpu"});
+              dir / "o.safetensors",
+              {"--device", "expected a CUDA device", "--device cpu"});
   fs::remove_all(dir);
 }
 
-TEST_CASE("A bad command line exits with code 2 and usage help", "[cli][errors]") {
+TEST_CASE("A bad command line exits with code 2 and usage help",
+          "[cli][errors]") {
   const Result r = run_cli("predict --model x");
   CHECK(r.code == 2);
   CHECK_THAT(r.output, Catch::Contains("--input"));

@@ -4,8 +4,8 @@
 // the properties the hook points promise. References are written by
 // tests/fixtures/make_models.py.
 
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
+#include <catch2/catch.hpp>
 
 #include "models/checkpoint/state_dict.h"
 #include "models/encoder/load_encoder.h"
@@ -33,7 +33,8 @@ EncoderInputs inputs_from(const StateDict& io) {
   EncoderInputs in;
   in.input_ids = io.at("input_ids");
   in.attention_mask = io.at("attention_mask");
-  if (io.count("token_type_ids")) in.token_type_ids = io.at("token_type_ids");
+  if (io.count("token_type_ids"))
+    in.token_type_ids = io.at("token_type_ids");
   return in;
 }
 
@@ -68,12 +69,14 @@ TEST_CASE("BertForSequenceClassification logits match transformers in fp32",
   REQUIRE(m.config.num_labels() == 3);
   REQUIRE(m.missing_keys.empty());
   const StateDict io = io_of("bert_seqcls");
-  CHECK(max_abs_diff(m.classifier->forward(inputs_from(io)), io.at("logits")) <= 1e-5);
+  CHECK(max_abs_diff(m.classifier->forward(inputs_from(io)), io.at("logits")) <=
+        1e-5);
 }
 
-TEST_CASE("RobertaForSequenceClassification matches transformers for "
-          "classification and regression, loss included",
-          "[models][parity]") {
+TEST_CASE(
+    "RobertaForSequenceClassification matches transformers for "
+    "classification and regression, loss included",
+    "[models][parity]") {
   torch::NoGradGuard no_grad;
   for (const std::string name : {"roberta_seqcls", "roberta_regression"}) {
     INFO(name);
@@ -89,6 +92,28 @@ TEST_CASE("RobertaForSequenceClassification matches transformers for "
   }
 }
 
+TEST_CASE("The loss follows the labels as in transformers: int64 labels "
+          "give cross-entropy, float label vectors give multi-label BCE",
+          "[models][parity]") {
+  torch::NoGradGuard no_grad;
+  LoadedEncoder m = load_encoder(case_dir("bert_seqcls"));
+  REQUIRE(m.config.problem_type == ProblemType::kUnset);
+  const at::Tensor logits =
+      m.classifier->forward(inputs_from(io_of("bert_seqcls")));
+  const StateDict ref =
+      load_checkpoint(case_dir("bert_seqcls") / "losses.safetensors");
+  for (const std::string kind : {"single_label", "multi_label"}) {
+    INFO(kind);
+    const at::Tensor labels = ref.at(kind + "_labels");
+    const at::Tensor loss =
+        sequence_classification_loss(logits, labels, m.config.problem_type);
+    CHECK(std::abs(loss.item<double>() -
+                   ref.at(kind + "_loss").item<double>()) <= 1e-5);
+  }
+  CHECK(resolve_problem_type(ProblemType::kUnset, 3, ref.at("multi_label_labels")) ==
+        ProblemType::kMultiLabelClassification);
+}
+
 TEST_CASE("Padding does not change a sentence's outputs", "[models]") {
   torch::NoGradGuard no_grad;
   LoadedEncoder m = load_encoder(case_dir("roberta_seqcls"));
@@ -102,54 +127,67 @@ TEST_CASE("Padding does not change a sentence's outputs", "[models]") {
   CHECK(max_abs_diff(m.classifier->forward(one), full.slice(0, 2, 3)) <= 1e-5);
 }
 
-TEST_CASE("A base checkpoint loads under a classifier with a fresh head, "
-          "and a classifier checkpoint loads as a bare encoder",
-          "[models]") {
+TEST_CASE(
+    "A base checkpoint loads under a classifier with a fresh head, "
+    "and a classifier checkpoint loads as a bare encoder",
+    "[models]") {
   LoadEncoderOptions with_head;
   with_head.head = EncoderHead::kSequenceClassification;
   LoadedEncoder up = load_encoder(case_dir("bert_model"), with_head);
   REQUIRE(up.has_classifier());
-  CHECK(up.missing_keys == std::vector<std::string>{"classifier.bias", "classifier.weight"});
+  CHECK(up.missing_keys ==
+        std::vector<std::string>{"classifier.bias", "classifier.weight"});
 
   LoadEncoderOptions bare;
   bare.head = EncoderHead::kNone;
   LoadedEncoder down = load_encoder(case_dir("bert_seqcls"), bare);
   REQUIRE_FALSE(down.has_classifier());
   CHECK(down.missing_keys.empty());
-  CHECK(down.unexpected_keys == std::vector<std::string>{"classifier.bias", "classifier.weight"});
+  CHECK(down.unexpected_keys ==
+        std::vector<std::string>{"classifier.bias", "classifier.weight"});
 }
 
-TEST_CASE("Input embeddings give the same output as the ids they embed "
-          "(the prompt-tuning hook)",
-          "[models][hooks]") {
+TEST_CASE(
+    "Input embeddings give the same output as the ids they embed "
+    "(the prompt-tuning hook)",
+    "[models][hooks]") {
   torch::NoGradGuard no_grad;
   LoadedEncoder m = load_encoder(case_dir("bert_model"));
   const StateDict io = io_of("bert_model");
   EncoderInputs by_ids = inputs_from(io);
   EncoderInputs by_embeds = by_ids;
   by_embeds.input_ids = at::Tensor();
-  by_embeds.inputs_embeds = m.encoder->embeddings->word_embeddings(by_ids.input_ids);
+  by_embeds.inputs_embeds =
+      m.encoder->embeddings->word_embeddings(by_ids.input_ids);
   CHECK(max_abs_diff(m.encoder->forward(by_ids).last_hidden_state,
                      m.encoder->forward(by_embeds).last_hidden_state) == 0.0);
 }
 
-TEST_CASE("A key/value prefix is attended as extra keys and values "
-          "(the prefix-tuning hook)",
-          "[models][hooks]") {
+TEST_CASE(
+    "A key/value prefix is attended as extra keys and values "
+    "(the prefix-tuning hook)",
+    "[models][hooks]") {
   torch::NoGradGuard no_grad;
   LoadedEncoder m = load_encoder(case_dir("bert_model"));
   const auto& c = m.config;
   SelfAttention attn = m.encoder->layer(0)->attention->self;
-  const int64_t B = 2, T = 5, P = 3, H = c.num_attention_heads, D = c.head_dim();
+  const int64_t B = 2, T = 5, P = 3, H = c.num_attention_heads,
+                D = c.head_dim();
   const at::Tensor x = torch::randn({B, T, c.hidden_size});
-  const KeyValuePrefix prefix{torch::randn({B, H, P, D}), torch::randn({B, H, P, D})};
+  const KeyValuePrefix prefix{torch::randn({B, H, P, D}),
+                              torch::randn({B, H, P, D})};
   // softmax(q [k_p; k]^T / sqrt(D)) [v_p; v], written out.
-  auto heads = [&](const at::Tensor& t) { return t.view({B, T, H, D}).transpose(1, 2); };
+  auto heads = [&](const at::Tensor& t) {
+    return t.view({B, T, H, D}).transpose(1, 2);
+  };
   const at::Tensor q = heads(attn->query(x));
   const at::Tensor k = torch::cat({prefix.key, heads(attn->key(x))}, 2);
   const at::Tensor v = torch::cat({prefix.value, heads(attn->value(x))}, 2);
   const at::Tensor expected =
-      torch::matmul(torch::softmax(torch::matmul(q, k.transpose(2, 3)) / std::sqrt(double(D)), -1), v)
+      torch::matmul(
+          torch::softmax(
+              torch::matmul(q, k.transpose(2, 3)) / std::sqrt(double(D)), -1),
+          v)
           .transpose(1, 2)
           .reshape({B, T, H * D});
   CHECK(max_abs_diff(attn(x, at::Tensor(), &prefix), expected) <= 1e-5);
@@ -169,7 +207,8 @@ TEST_CASE("An input longer than the position table is refused with a hint",
           "[models][errors]") {
   LoadedEncoder m = load_encoder(case_dir("bert_model"));
   EncoderInputs in;
-  in.input_ids = torch::ones({1, m.config.max_position_embeddings + 1}, torch::kLong);
+  in.input_ids =
+      torch::ones({1, m.config.max_position_embeddings + 1}, torch::kLong);
   CHECK_THROWS_WITH(m.encoder->forward(in),
                     Catch::Contains("expected at most 64 tokens") &&
                         Catch::Contains("got 65 tokens") &&
@@ -208,14 +247,15 @@ TEST_CASE("The model runs on CUDA and matches the CPU", "[models][cuda]") {
   CHECK(max_abs_diff(m.classifier->forward(in).cpu(), io.at("logits")) <= 1e-4);
 }
 
-TEST_CASE("all-MiniLM-L6-v2 sentence embeddings of SST-2 dev match "
-          "transformers",
-          "[models][parity][slow]") {
+TEST_CASE(
+    "all-MiniLM-L6-v2 sentence embeddings of SST-2 dev match "
+    "transformers",
+    "[models][parity][slow]") {
   torch::NoGradGuard no_grad;
   LoadedEncoder m = load_encoder(peftcpp::testing::minilm_dir());
   REQUIRE(m.config.num_hidden_layers == 6);
-  const StateDict ref = load_checkpoint(peftcpp::testing::fixture_dir() / "models" /
-                                        "minilm_sst2.safetensors");
+  const StateDict ref = load_checkpoint(peftcpp::testing::fixture_dir() /
+                                        "models" / "minilm_sst2.safetensors");
   const at::Tensor ids = ref.at("input_ids");
   const at::Tensor mask = ref.at("attention_mask");
   REQUIRE(ids.size(0) == 872);
@@ -227,9 +267,11 @@ TEST_CASE("all-MiniLM-L6-v2 sentence embeddings of SST-2 dev match "
     EncoderInputs in;
     in.input_ids = ids.slice(0, i, j).slice(1, 0, t);
     in.attention_mask = mask.slice(0, i, j).slice(1, 0, t);
-    parts.push_back(mean_pool(m.encoder->forward(in).last_hidden_state, in.attention_mask));
+    parts.push_back(
+        mean_pool(m.encoder->forward(in).last_hidden_state, in.attention_mask));
   }
-  const double delta = max_abs_diff(at::cat(parts), ref.at("sentence_embedding"));
+  const double delta =
+      max_abs_diff(at::cat(parts), ref.at("sentence_embedding"));
   INFO("max |delta| = " << delta);
   CHECK(delta <= 1e-4);
 }
