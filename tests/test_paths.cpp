@@ -2,8 +2,11 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <random>
 #include <stdexcept>
 #include <string>
+
+#include <unistd.h>
 
 namespace peftcpp::testing {
 
@@ -22,6 +25,20 @@ fs::path fixture_dir() {
 
 fs::path shared_dir() {
   return from_env_or("PEFTCPP_SHARED", PEFTCPP_DEFAULT_SHARED_DIR);
+}
+
+ScratchDir::ScratchDir(const std::string& name) {
+  std::random_device rd;
+  path_ = fs::temp_directory_path() /
+          ("peftcpp-" + name + "-" + std::to_string(getpid()) + "-" +
+           std::to_string(rd()));
+  fs::remove_all(path_);
+  fs::create_directories(path_);
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
 }
 
 fs::path minilm_dir() {

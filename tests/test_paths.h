@@ -4,6 +4,7 @@
 // shared real data (../shared) and the real MiniLM weights from the venv.
 
 #include <filesystem>
+#include <string>
 
 namespace peftcpp::testing {
 
@@ -12,6 +13,26 @@ std::filesystem::path fixture_dir();
 
 /// <repo>/../shared, or $PEFTCPP_SHARED when set.
 std::filesystem::path shared_dir();
+
+/// A fresh, empty folder under the system temp folder, removed with
+/// everything in it when the object goes out of scope (also when the test
+/// case fails).
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& name);
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  /// path() / name
+  std::filesystem::path operator/(const std::string& name) const {
+    return path_ / name;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
 
 /// The all-MiniLM-L6-v2 folder of the pip package, as the fixture scripts
 /// found it (fixture_dir()/minilm_dir.txt).

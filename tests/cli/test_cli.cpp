@@ -11,7 +11,6 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
-#include <random>
 
 #include "models/checkpoint/safetensors.h"
 #include "models/checkpoint/state_dict.h"
@@ -40,15 +39,6 @@ Result run_cli(const std::string& args) {
   const int status = pclose(pipe);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
-}
-
-// A fresh scratch folder per test case.
-fs::path scratch(const std::string& name) {
-  std::random_device rd;
-  const fs::path p = fs::temp_directory_path() /
-                     ("peftcpp-cli-" + name + "-" + std::to_string(rd()));
-  fs::create_directories(p);
-  return p;
 }
 
 fs::path tiny(const std::string& name) {
@@ -106,7 +96,7 @@ double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
 
 TEST_CASE("predict writes a classifier's logits equal to transformers'",
           "[cli]") {
-  const fs::path dir = scratch("predict-logits");
+  const peftcpp::testing::ScratchDir dir("cli-predict-logits");
   const StateDict io = load_checkpoint(tiny("bert_seqcls") / "io.safetensors");
   write_text(dir / "in.jsonl", ids_jsonl(io));
   const Result r =
@@ -117,14 +107,13 @@ TEST_CASE("predict writes a classifier's logits equal to transformers'",
   REQUIRE(r.code == 0);
   const StateDict out = load_checkpoint(dir / "out.safetensors");
   CHECK(max_abs_diff(out.at("logits"), io.at("logits")) <= 1e-5);
-  fs::remove_all(dir);
 }
 
 TEST_CASE(
     "predict on a bare encoder writes embeddings, pooler output and "
     "hidden states with their mask",
     "[cli]") {
-  const fs::path dir = scratch("predict-encoder");
+  const peftcpp::testing::ScratchDir dir("cli-predict-encoder");
   const StateDict io = load_checkpoint(tiny("bert_model") / "io.safetensors");
   write_text(dir / "in.jsonl", ids_jsonl(io));
   const Result r = run_cli("predict --model " + tiny("bert_model").string() +
@@ -141,14 +130,13 @@ TEST_CASE(
   const at::Tensor m = mask.unsqueeze(-1).to(at::kFloat);
   const at::Tensor mean = (io.at("last_hidden_state") * m).sum(1) / m.sum(1);
   CHECK(max_abs_diff(out.at("sentence_embedding"), mean) <= 1e-5);
-  fs::remove_all(dir);
 }
 
 TEST_CASE(
     "predict with the real MiniLM tokenizer and weights reproduces "
     "transformers' SST-2 dev embeddings end to end",
     "[cli][slow]") {
-  const fs::path dir = scratch("predict-minilm");
+  const peftcpp::testing::ScratchDir dir("cli-predict-minilm");
   const fs::path sentences =
       peftcpp::testing::fixture_dir() / "models" / "sst2_dev_sentences.jsonl";
   const Result r =
@@ -165,7 +153,6 @@ TEST_CASE(
       max_abs_diff(out.at("sentence_embedding"), ref.at("sentence_embedding"));
   INFO("max |delta| = " << delta);
   CHECK(delta <= 1e-4);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("info describes the architecture, parameter count and files",
@@ -181,7 +168,7 @@ TEST_CASE("info describes the architecture, parameter count and files",
 }
 
 TEST_CASE("tokenize writes ids, type ids and mask per line", "[cli]") {
-  const fs::path dir = scratch("tokenize");
+  const peftcpp::testing::ScratchDir dir("cli-tokenize");
   write_text(dir / "in.jsonl",
              "{\"text\": \"Hello, world!\"}\n"
              "{\"text\": \"A pair\", \"text_pair\": \"of sentences\"}\n");
@@ -199,7 +186,6 @@ TEST_CASE("tokenize writes ids, type ids and mask per line", "[cli]") {
         "{\"attention_mask\":[1,1,1,1,1,1,1],\"input_ids\":[101,1037,3940,102,"
         "1997,11746,102],"
         "\"token_type_ids\":[0,0,0,0,1,1,1]}\n");
-  fs::remove_all(dir);
 }
 
 // --- errors: message, exit code 1, no output file
@@ -219,21 +205,20 @@ void check_fails(const std::string& args, const fs::path& output,
 
 TEST_CASE("A missing model folder names the file it looked for",
           "[cli][errors]") {
-  const fs::path dir = scratch("err-missing");
+  const peftcpp::testing::ScratchDir dir("cli-err-missing");
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
   check_fails("predict --model " + (dir / "nope").string() + " --input " +
                   (dir / "in.jsonl").string() + " --output " +
                   (dir / "o.safetensors").string(),
               dir / "o.safetensors",
               {"config.json", (dir / "nope").string(), "expected"});
-  fs::remove_all(dir);
 }
 
 TEST_CASE(
     "A truncated safetensors file is named with the bytes expected and found",
     "[cli][errors]") {
-  const fs::path dir = scratch("err-truncated");
-  const fs::path model = copy_model("bert_seqcls", dir);
+  const peftcpp::testing::ScratchDir dir("cli-err-truncated");
+  const fs::path model = copy_model("bert_seqcls", dir.path());
   const fs::path weights = model / "model.safetensors";
   fs::resize_file(weights, fs::file_size(weights) - 100);
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
@@ -241,12 +226,11 @@ TEST_CASE(
                   (dir / "in.jsonl").string() + " --output " +
                   (dir / "o.safetensors").string(),
               dir / "o.safetensors", {"model.safetensors", "expected", "got"});
-  fs::remove_all(dir);
 }
 
 TEST_CASE("A corrupt safetensors header is named", "[cli][errors]") {
-  const fs::path dir = scratch("err-corrupt");
-  const fs::path model = copy_model("bert_seqcls", dir);
+  const peftcpp::testing::ScratchDir dir("cli-err-corrupt");
+  const fs::path model = copy_model("bert_seqcls", dir.path());
   {
     std::fstream f(model / "model.safetensors",
                    std::ios::in | std::ios::out | std::ios::binary);
@@ -258,13 +242,12 @@ TEST_CASE("A corrupt safetensors header is named", "[cli][errors]") {
                   (dir / "in.jsonl").string() + " --output " +
                   (dir / "o.safetensors").string(),
               dir / "o.safetensors", {"model.safetensors", "expected", "got"});
-  fs::remove_all(dir);
 }
 
 TEST_CASE("A shape mismatch names the tensor and both shapes",
           "[cli][errors]") {
-  const fs::path dir = scratch("err-shape");
-  const fs::path model = copy_model("bert_seqcls", dir);
+  const peftcpp::testing::ScratchDir dir("cli-err-shape");
+  const fs::path model = copy_model("bert_seqcls", dir.path());
   // The config says 4 labels, the checkpoint's head has 3.
   std::string cfg = read_text(model / "config.json");
   const auto at = cfg.find("\"id2label\"");
@@ -279,13 +262,12 @@ TEST_CASE("A shape mismatch names the tensor and both shapes",
                   (dir / "o.safetensors").string(),
               dir / "o.safetensors",
               {"classifier.weight", "[4, 32]", "[3, 32]"});
-  fs::remove_all(dir);
 }
 
 TEST_CASE("A dtype mismatch (integer weights for a float parameter) is named",
           "[cli][errors]") {
-  const fs::path dir = scratch("err-dtype");
-  const fs::path model = copy_model("bert_seqcls", dir);
+  const peftcpp::testing::ScratchDir dir("cli-err-dtype");
+  const fs::path model = copy_model("bert_seqcls", dir.path());
   StateDict sd = load_checkpoint(model / "model.safetensors");
   std::vector<std::pair<std::string, at::Tensor>> tensors(sd.begin(), sd.end());
   for (auto& [name, t] : tensors) {
@@ -298,12 +280,11 @@ TEST_CASE("A dtype mismatch (integer weights for a float parameter) is named",
                   (dir / "in.jsonl").string() + " --output " +
                   (dir / "o.safetensors").string(),
               dir / "o.safetensors", {"classifier.bias", "expected", "Long"});
-  fs::remove_all(dir);
 }
 
 TEST_CASE("An unsupported architecture is refused by name", "[cli][errors]") {
-  const fs::path dir = scratch("err-arch");
-  const fs::path model = copy_model("bert_seqcls", dir);
+  const peftcpp::testing::ScratchDir dir("cli-err-arch");
+  const fs::path model = copy_model("bert_seqcls", dir.path());
   std::string cfg = read_text(model / "config.json");
   const auto at = cfg.find("\"model_type\": \"bert\"");
   REQUIRE(at != std::string::npos);
@@ -316,14 +297,13 @@ TEST_CASE("An unsupported architecture is refused by name", "[cli][errors]") {
                   (dir / "o.safetensors").string(),
               dir / "o.safetensors",
               {"config.json", "model_type \"bert\" or \"roberta\"", "\"t5\""});
-  fs::remove_all(dir);
 }
 
 TEST_CASE(
     "An input longer than the model's positions is refused with a "
     "--max-length hint, and --max-length fixes it",
     "[cli][errors]") {
-  const fs::path dir = scratch("err-long");
+  const peftcpp::testing::ScratchDir dir("cli-err-long");
   std::string ids;
   for (int i = 0; i < 70; ++i)
     ids += (i ? "," : "") + std::to_string(5 + i % 50);
@@ -337,19 +317,17 @@ TEST_CASE(
   const Result ok = run_cli(base + " --max-length 64");
   INFO(ok.output);
   CHECK(ok.code == 0);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("A malformed input line is named by file and line number",
           "[cli][errors]") {
-  const fs::path dir = scratch("err-jsonl");
+  const peftcpp::testing::ScratchDir dir("cli-err-jsonl");
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2]}\n\n{\"text\": oops}\n");
   check_fails("predict --model " + tiny("bert_seqcls").string() + " --input " +
                   (dir / "in.jsonl").string() + " --output " +
                   (dir / "o.safetensors").string(),
               dir / "o.safetensors",
               {"in.jsonl:3", "expected a JSON object", "invalid JSON"});
-  fs::remove_all(dir);
 }
 
 TEST_CASE("Asking for CUDA on a machine without it is a clear error",
@@ -358,14 +336,13 @@ TEST_CASE("Asking for CUDA on a machine without it is a clear error",
     WARN("CUDA present: nothing to refuse");
     return;
   }
-  const fs::path dir = scratch("err-cuda");
+  const peftcpp::testing::ScratchDir dir("cli-err-cuda");
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2]}\n");
   check_fails("predict --model " + tiny("bert_seqcls").string() + " --input " +
                   (dir / "in.jsonl").string() + " --output " +
                   (dir / "o.safetensors").string() + " --device cuda",
               dir / "o.safetensors",
               {"--device", "expected a CUDA device", "--device cpu"});
-  fs::remove_all(dir);
 }
 
 TEST_CASE("A bad command line exits with code 2 and usage help",

@@ -61,33 +61,12 @@ BertNormalizerOptions options_of(const json& config) {
   return o;
 }
 
-// fs::remove_all jumps through a null pointer in binaries linked to the
-// torch wheel's libtorch.so (it exports its own copy of libstdc++'s
-// filesystem code); removing entry by entry avoids it.
-void remove_tree(const fs::path& p) {
-  std::error_code ec;
-  if (fs::is_directory(fs::symlink_status(p, ec))) {
-    for (const auto& e : fs::directory_iterator(p, ec))
-      remove_tree(e.path());
-  }
-  fs::remove(p, ec);
+// Writes `text` to dir/name and returns that path.
+fs::path write_to(const peftcpp::testing::ScratchDir& dir,
+                  const std::string& name, const std::string& text) {
+  std::ofstream(dir / name, std::ios::binary) << text;
+  return dir / name;
 }
-
-// A scratch folder per test case, removed at the end.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() /
-             ("peftcpp_tok_" + name + "_" + std::to_string(::getpid()))) {
-    remove_tree(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { remove_tree(path); }
-  fs::path write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name, std::ios::binary) << text;
-    return path / name;
-  }
-};
 
 // A tiny tokenizer.json: BERT pipeline over a handful of tokens.
 json tiny_json() {
@@ -234,8 +213,8 @@ TEST_CASE("WordPiece decoder applies HF's cleanup token by token",
 TEST_CASE("WordPiece takes the longest vocabulary match first",
           "[tokenizer][wordpiece]") {
   const Tokenizer tok = [] {
-    TempDir dir("wp");
-    return Tokenizer::from_file(dir.write("t.json", tiny_json().dump()));
+    const peftcpp::testing::ScratchDir dir("tok-wp");
+    return Tokenizer::from_file(write_to(dir, "t.json", tiny_json().dump()));
   }();
   const EncodeOptions o;
   CHECK(tok.encode("unaffable", std::nullopt, o).tokens ==
@@ -261,9 +240,9 @@ TEST_CASE("WordPiece takes the longest vocabulary match first",
 
 TEST_CASE("Invalid UTF-8 input is repaired instead of crashing",
           "[tokenizer][wordpiece]") {
-  TempDir dir("utf8");
+  const peftcpp::testing::ScratchDir dir("tok-utf8");
   const Tokenizer tok =
-      Tokenizer::from_file(dir.write("t.json", tiny_json().dump()));
+      Tokenizer::from_file(write_to(dir, "t.json", tiny_json().dump()));
   // The bad byte becomes U+FFFD, which clean_text removes.
   CHECK(tok.encode("a\xff"
                    "b")
@@ -274,11 +253,11 @@ TEST_CASE("Invalid UTF-8 input is repaired instead of crashing",
 
 TEST_CASE("encode_batch reports the error of the first failing input",
           "[tokenizer][batch]") {
-  TempDir dir("batch");
+  const peftcpp::testing::ScratchDir dir("tok-batch");
   json j = tiny_json();
   j["post_processor"] = json::parse(R"({"type": "BertProcessing",
       "sep": ["[UNK]", 1], "cls": ["[PAD]", 0]})");
-  const Tokenizer tok = Tokenizer::from_file(dir.write("t.json", j.dump()));
+  const Tokenizer tok = Tokenizer::from_file(write_to(dir, "t.json", j.dump()));
   EncodeOptions o;
   o.max_length = 5;  // 2 text tokens in a pair, 3 in a single sequence
   o.truncation = TruncationStrategy::kOnlySecond;
@@ -291,10 +270,10 @@ TEST_CASE("encode_batch reports the error of the first failing input",
 
 TEST_CASE("Loading errors name the file and the problem",
           "[tokenizer][errors]") {
-  TempDir dir("errors");
-  CHECK_THROWS_WITH(Tokenizer::from_file(dir.path / "nope.json"),
+  const peftcpp::testing::ScratchDir dir("tok-errors");
+  CHECK_THROWS_WITH(Tokenizer::from_file(dir.path() / "nope.json"),
                     Catch::Contains("nope.json (no such file)"));
-  const fs::path bad = dir.write("bad.json", "{\"model\": ");
+  const fs::path bad = write_to(dir, "bad.json", "{\"model\": ");
   CHECK_THROWS_AS(Tokenizer::from_file(bad), std::runtime_error);
   CHECK_THROWS_WITH(Tokenizer::from_file(bad),
                     Catch::Contains("valid JSON in " + bad.string()));
@@ -317,7 +296,7 @@ TEST_CASE("Loading errors name the file and the problem",
              "supported type (WordPiece)"}}) {
     json j = tiny_json();
     j[c.part] = json::parse(c.value);
-    const fs::path p = dir.write(std::string(c.part) + ".json", j.dump());
+    const fs::path p = write_to(dir, std::string(c.part) + ".json", j.dump());
     const std::string msg = message_of([&] { Tokenizer::from_file(p); });
     INFO(msg);
     CHECK(msg.find(c.expected) != std::string::npos);
@@ -328,7 +307,7 @@ TEST_CASE("Loading errors name the file and the problem",
 
   json j = tiny_json();
   j["model"]["unk_token"] = "<unk>";
-  const fs::path unk = dir.write("unk.json", j.dump());
+  const fs::path unk = write_to(dir, "unk.json", j.dump());
   CHECK_THROWS_AS(Tokenizer::from_file(unk), std::out_of_range);
   CHECK_THROWS_WITH(Tokenizer::from_file(unk),
                     Catch::Contains("unk_token \"<unk>\" in the vocabulary"));
@@ -338,35 +317,36 @@ TEST_CASE("Loading errors name the file and the problem",
       "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}},
                  {"Sequence": {"id": "A", "type_id": 0}}],
       "pair": [], "special_tokens": {}})");
-  CHECK_THROWS_WITH(Tokenizer::from_file(dir.write("tpl.json", j.dump())),
+  CHECK_THROWS_WITH(Tokenizer::from_file(write_to(dir, "tpl.json", j.dump())),
                     Catch::Contains("no entry for [CLS]"));
 
-  const fs::path vocab = dir.write("vocab.txt", "[PAD]\nhello\n");
+  const fs::path vocab = write_to(dir, "vocab.txt", "[PAD]\nhello\n");
   CHECK_THROWS_WITH(Tokenizer::from_vocab_file(vocab),
                     Catch::Contains("unk_token \"[UNK]\" as a line of"));
-  CHECK_THROWS_WITH(Tokenizer::from_vocab_file(dir.path / "missing.txt"),
+  CHECK_THROWS_WITH(Tokenizer::from_vocab_file(dir.path() / "missing.txt"),
                     Catch::Contains("missing.txt"));
-  fs::create_directories(dir.path / "empty");
-  CHECK_THROWS_WITH(Tokenizer::from_pretrained(dir.path / "empty"),
+  fs::create_directories(dir.path() / "empty");
+  CHECK_THROWS_WITH(Tokenizer::from_pretrained(dir.path() / "empty"),
                     Catch::Contains("tokenizer.json or vocab.txt"));
-  CHECK_THROWS_WITH(Tokenizer::from_pretrained(dir.path / "absent"),
+  CHECK_THROWS_WITH(Tokenizer::from_pretrained(dir.path() / "absent"),
                     Catch::Contains("(no such folder)"));
 }
 
 TEST_CASE("Bad encode options are rejected with a reason",
           "[tokenizer][errors]") {
-  TempDir dir("options");
+  const peftcpp::testing::ScratchDir dir("tok-options");
   json j = tiny_json();
   j["added_tokens"].erase(0);  // no [PAD]: padding is impossible
   j["model"]["vocab"].erase("[PAD]");
-  const Tokenizer no_pad = Tokenizer::from_file(dir.write("t.json", j.dump()));
+  const Tokenizer no_pad =
+      Tokenizer::from_file(write_to(dir, "t.json", j.dump()));
   EncodeOptions o;
   o.padding = PaddingStrategy::kLongest;
   CHECK_THROWS_WITH(no_pad.encode("a", std::nullopt, o),
                     Catch::Contains("a pad token for padding"));
 
   const Tokenizer tok =
-      Tokenizer::from_file(dir.write("t2.json", tiny_json().dump()));
+      Tokenizer::from_file(write_to(dir, "t2.json", tiny_json().dump()));
   o = EncodeOptions{};
   o.padding = PaddingStrategy::kMaxLength;
   CHECK_THROWS_WITH(tok.encode("a", std::nullopt, o),
@@ -381,9 +361,10 @@ TEST_CASE("Bad encode options are rejected with a reason",
 
 TEST_CASE("vocab.txt is read like HF: ids by line, trailing space trimmed",
           "[tokenizer][vocab]") {
-  TempDir dir("vocab");
-  const fs::path p = dir.write(
-      "vocab.txt", "[PAD]\r\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhi \nyo\u00a0\nhi");
+  const peftcpp::testing::ScratchDir dir("tok-vocab");
+  const fs::path p =
+      write_to(dir, "vocab.txt",
+               "[PAD]\r\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhi \nyo\u00a0\nhi");
   const auto vocab = WordPiece::read_vocab_file(p);
   REQUIRE(vocab.size() == 8u);
   CHECK(vocab[0].first == "[PAD]");

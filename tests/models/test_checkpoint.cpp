@@ -28,21 +28,6 @@ fs::path fixture(const std::string& name) {
   return peftcpp::testing::fixture_dir() / "checkpoint" / name;
 }
 
-// A fresh folder per test process, removed at the end of the case.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("peftcpp_ckpt_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 // Mirrors SHAPES and pattern() of make_checkpoint.py: value i of each
 // dtype's tensor (row-major index).
 const std::vector<std::pair<std::string, std::vector<int64_t>>> kShapes = {
@@ -280,12 +265,12 @@ TEST_CASE("Corrupt safetensors files fail at open naming file and problem",
 
 TEST_CASE("save_safetensors writes the same bytes as the Python library",
           "[checkpoint]") {
-  TempDir tmp;
+  const peftcpp::testing::ScratchDir tmp("ckpt");
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   for (const auto& [dtype, shape] : kShapes) {
     tensors.emplace_back(dtype, make_pattern(dtype, shape));
   }
-  const fs::path out = tmp.path / "dtypes.safetensors";
+  const fs::path out = tmp.path() / "dtypes.safetensors";
   save_safetensors(out, tensors, {{"format", "pt"}});
   const std::string ours = read_bytes(out);
   const std::string theirs =
@@ -296,7 +281,7 @@ TEST_CASE("save_safetensors writes the same bytes as the Python library",
 
 TEST_CASE("Python safetensors reads what save_safetensors wrote",
           "[checkpoint]") {
-  TempDir tmp;
+  const peftcpp::testing::ScratchDir tmp("ckpt");
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   for (const auto& [dtype, shape] : kShapes) {
     at::Tensor t = make_pattern(dtype, shape);
@@ -308,7 +293,7 @@ TEST_CASE("Python safetensors reads what save_safetensors wrote",
   }
   tensors.emplace_back("scalar", torch::tensor(3.5f));
   tensors.emplace_back("empty", torch::zeros({0, 3}, torch::kBFloat16));
-  const fs::path out = tmp.path / "ours.safetensors";
+  const fs::path out = tmp.path() / "ours.safetensors";
   save_safetensors(out, tensors,
                    {{"format", "pt"},
                     {"writer", "peftcpp"},
@@ -325,8 +310,8 @@ TEST_CASE("Python safetensors reads what save_safetensors wrote",
 
 TEST_CASE("save_safetensors rejects bad input and leaves no file behind",
           "[checkpoint]") {
-  TempDir tmp;
-  const fs::path out = tmp.path / "bad.safetensors";
+  const peftcpp::testing::ScratchDir tmp("ckpt");
+  const fs::path out = tmp.path() / "bad.safetensors";
   const auto a = torch::ones({2});
   const auto expect_invalid =
       [&](const std::vector<std::pair<std::string, at::Tensor>>& tensors,
@@ -344,7 +329,7 @@ TEST_CASE("save_safetensors rejects bad input and leaves no file behind",
   expect_invalid({{"u", at::Tensor()}}, "undefined");
   expect_invalid({{"c", torch::ones({2}, torch::kComplexFloat)}},
                  "ComplexFloat");
-  CHECK(fs::is_empty(tmp.path));  // neither the target nor a temporary
+  CHECK(fs::is_empty(tmp.path()));  // neither the target nor a temporary
 }
 
 TEST_CASE("save_safetensors writes CUDA tensors", "[checkpoint][cuda]") {
@@ -352,11 +337,11 @@ TEST_CASE("save_safetensors writes CUDA tensors", "[checkpoint][cuda]") {
     WARN("no CUDA device: skipped");
     return;
   }
-  TempDir tmp;
+  const peftcpp::testing::ScratchDir tmp("ckpt");
   const at::Tensor t = make_pattern("BF16", {1, 5}).cuda();
-  save_safetensors(tmp.path / "gpu.safetensors", {{"BF16", t}});
+  save_safetensors(tmp.path() / "gpu.safetensors", {{"BF16", t}});
   check_pattern(
-      SafetensorsFile::open(tmp.path / "gpu.safetensors")->tensor("BF16"),
+      SafetensorsFile::open(tmp.path() / "gpu.safetensors")->tensor("BF16"),
       "BF16", {1, 5});
 }
 
@@ -416,11 +401,11 @@ TEST_CASE("Legacy and damaged torch.save files fail with the file and a hint",
   CHECK_THAT(msg, Contains("re-save it with torch >= 1.6"));
   CHECK_THAT(msg, Contains("safetensors"));
 
-  TempDir tmp;
+  const peftcpp::testing::ScratchDir tmp("ckpt");
   const std::string whole = read_bytes(fixture("bert/bin/pytorch_model.bin"));
-  const fs::path cut = tmp.path / "pytorch_model.bin";
+  const fs::path cut = tmp.path() / "pytorch_model.bin";
   std::ofstream(cut, std::ios::binary) << whole.substr(0, whole.size() / 2);
-  msg = runtime_error_of([&] { load_checkpoint(tmp.path); });
+  msg = runtime_error_of([&] { load_checkpoint(tmp.path()); });
   CHECK_THAT(msg, Contains(cut.string()));
   CHECK_THAT(msg, Contains("expected a readable torch.save archive"));
 }
@@ -449,10 +434,11 @@ TEST_CASE(
 
 TEST_CASE("A folder without weights lists the files looked for",
           "[checkpoint]") {
-  TempDir tmp;
-  std::ofstream(tmp.path / "config.json") << "{}";
-  const std::string msg = runtime_error_of([&] { load_checkpoint(tmp.path); });
-  CHECK_THAT(msg, Contains(tmp.path.string()));
+  const peftcpp::testing::ScratchDir tmp("ckpt");
+  std::ofstream(tmp.path() / "config.json") << "{}";
+  const std::string msg =
+      runtime_error_of([&] { load_checkpoint(tmp.path()); });
+  CHECK_THAT(msg, Contains(tmp.path().string()));
   for (const char* f : {"model.safetensors", "model.safetensors.index.json",
                         "pytorch_model.bin", "pytorch_model.bin.index.json"}) {
     CHECK_THAT(msg, Contains(f));
@@ -581,9 +567,9 @@ TEST_CASE(
 
 TEST_CASE("save_state_dict writes HF names and format pt that load back",
           "[checkpoint]") {
-  TempDir tmp;
+  const peftcpp::testing::ScratchDir tmp("ckpt");
   Tiny model;
-  const fs::path out = tmp.path / "tiny.safetensors";
+  const fs::path out = tmp.path() / "tiny.safetensors";
   save_state_dict(*model, out, {{"note", "x"}});
   const auto file = SafetensorsFile::open(out);
   CHECK(file->metadata().at("format") == "pt");
@@ -602,14 +588,15 @@ TEST_CASE("save_state_dict writes HF names and format pt that load back",
 
 TEST_CASE("transformers loads a BERT checkpoint re-written from C++",
           "[checkpoint]") {
-  TempDir tmp;
+  const peftcpp::testing::ScratchDir tmp("ckpt");
   const fs::path ref = fixture("bert/safetensors");
   const StateDict sd = load_checkpoint(fixture("bert/bin"));
   std::vector<std::pair<std::string, at::Tensor>> tensors(sd.begin(), sd.end());
-  save_safetensors(tmp.path / "model.safetensors", tensors, {{"format", "pt"}});
-  fs::copy_file(ref / "config.json", tmp.path / "config.json");
-  const auto [rc, output] =
-      run_python_check("hf '" + tmp.path.string() + "' '" + ref.string() + "'");
+  save_safetensors(tmp.path() / "model.safetensors", tensors,
+                   {{"format", "pt"}});
+  fs::copy_file(ref / "config.json", tmp.path() / "config.json");
+  const auto [rc, output] = run_python_check("hf '" + tmp.path().string() +
+                                             "' '" + ref.string() + "'");
   INFO(output);
   CHECK(rc == 0);
 }
