@@ -201,17 +201,25 @@ void check_fails(const std::string& args, const fs::path& output,
     CHECK_THAT(r.output, Catch::Contains(n));
   CHECK_FALSE(fs::exists(output));
 }
+// Runs predict on dir/in.jsonl into dir/o.safetensors and checks that it
+// fails with exit code 1, every needle in its message and no output file.
+void check_predict_fails(const fs::path& model,
+                         const peftcpp::testing::ScratchDir& dir,
+                         const std::vector<std::string>& needles,
+                         const std::string& extra_flags = "") {
+  check_fails("predict --model " + model.string() + " --input " +
+                  (dir / "in.jsonl").string() + " --output " +
+                  (dir / "o.safetensors").string() + " " + extra_flags,
+              dir / "o.safetensors", needles);
+}
 }  // namespace
 
 TEST_CASE("A missing model folder names the file it looked for",
           "[cli][errors]") {
   const peftcpp::testing::ScratchDir dir("cli-err-missing");
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
-  check_fails("predict --model " + (dir / "nope").string() + " --input " +
-                  (dir / "in.jsonl").string() + " --output " +
-                  (dir / "o.safetensors").string(),
-              dir / "o.safetensors",
-              {"config.json", (dir / "nope").string(), "expected"});
+  check_predict_fails(dir / "nope", dir,
+                      {"config.json", (dir / "nope").string(), "expected"});
 }
 
 TEST_CASE(
@@ -222,10 +230,7 @@ TEST_CASE(
   const fs::path weights = model / "model.safetensors";
   fs::resize_file(weights, fs::file_size(weights) - 100);
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
-  check_fails("predict --model " + model.string() + " --input " +
-                  (dir / "in.jsonl").string() + " --output " +
-                  (dir / "o.safetensors").string(),
-              dir / "o.safetensors", {"model.safetensors", "expected", "got"});
+  check_predict_fails(model, dir, {"model.safetensors", "expected", "got"});
 }
 
 TEST_CASE("A corrupt safetensors header is named", "[cli][errors]") {
@@ -238,10 +243,7 @@ TEST_CASE("A corrupt safetensors header is named", "[cli][errors]") {
     f << "#garbage#";
   }
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
-  check_fails("predict --model " + model.string() + " --input " +
-                  (dir / "in.jsonl").string() + " --output " +
-                  (dir / "o.safetensors").string(),
-              dir / "o.safetensors", {"model.safetensors", "expected", "got"});
+  check_predict_fails(model, dir, {"model.safetensors", "expected", "got"});
 }
 
 TEST_CASE("A shape mismatch names the tensor and both shapes",
@@ -257,11 +259,7 @@ TEST_CASE("A shape mismatch names the tensor and both shapes",
                                           cfg.find("\"id2label\"") + 2);
   write_text(model / "config.json", cfg);
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
-  check_fails("predict --model " + model.string() + " --input " +
-                  (dir / "in.jsonl").string() + " --output " +
-                  (dir / "o.safetensors").string(),
-              dir / "o.safetensors",
-              {"classifier.weight", "[4, 32]", "[3, 32]"});
+  check_predict_fails(model, dir, {"classifier.weight", "[4, 32]", "[3, 32]"});
 }
 
 TEST_CASE("A dtype mismatch (integer weights for a float parameter) is named",
@@ -276,10 +274,7 @@ TEST_CASE("A dtype mismatch (integer weights for a float parameter) is named",
   }
   peftcpp::models::save_safetensors(model / "model.safetensors", tensors);
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
-  check_fails("predict --model " + model.string() + " --input " +
-                  (dir / "in.jsonl").string() + " --output " +
-                  (dir / "o.safetensors").string(),
-              dir / "o.safetensors", {"classifier.bias", "expected", "Long"});
+  check_predict_fails(model, dir, {"classifier.bias", "expected", "Long"});
 }
 
 TEST_CASE("An unsupported architecture is refused by name", "[cli][errors]") {
@@ -292,11 +287,9 @@ TEST_CASE("An unsupported architecture is refused by name", "[cli][errors]") {
               "\"model_type\": \"t5\"");
   write_text(model / "config.json", cfg);
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
-  check_fails("predict --model " + model.string() + " --input " +
-                  (dir / "in.jsonl").string() + " --output " +
-                  (dir / "o.safetensors").string(),
-              dir / "o.safetensors",
-              {"config.json", "model_type \"bert\" or \"roberta\"", "\"t5\""});
+  check_predict_fails(
+      model, dir,
+      {"config.json", "model_type \"bert\" or \"roberta\"", "\"t5\""});
 }
 
 TEST_CASE(
@@ -323,11 +316,8 @@ TEST_CASE("A malformed input line is named by file and line number",
           "[cli][errors]") {
   const peftcpp::testing::ScratchDir dir("cli-err-jsonl");
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2]}\n\n{\"text\": oops}\n");
-  check_fails("predict --model " + tiny("bert_seqcls").string() + " --input " +
-                  (dir / "in.jsonl").string() + " --output " +
-                  (dir / "o.safetensors").string(),
-              dir / "o.safetensors",
-              {"in.jsonl:3", "expected a JSON object", "invalid JSON"});
+  check_predict_fails(tiny("bert_seqcls"), dir,
+                      {"in.jsonl:3", "expected a JSON object", "invalid JSON"});
 }
 
 TEST_CASE("Asking for CUDA on a machine without it is a clear error",
@@ -338,11 +328,9 @@ TEST_CASE("Asking for CUDA on a machine without it is a clear error",
   }
   const peftcpp::testing::ScratchDir dir("cli-err-cuda");
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2]}\n");
-  check_fails("predict --model " + tiny("bert_seqcls").string() + " --input " +
-                  (dir / "in.jsonl").string() + " --output " +
-                  (dir / "o.safetensors").string() + " --device cuda",
-              dir / "o.safetensors",
-              {"--device", "expected a CUDA device", "--device cpu"});
+  check_predict_fails(tiny("bert_seqcls"), dir,
+                      {"--device", "expected a CUDA device", "--device cpu"},
+                      "--device cuda");
 }
 
 TEST_CASE("A bad command line exits with code 2 and usage help",

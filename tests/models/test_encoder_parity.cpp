@@ -92,9 +92,10 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("The loss follows the labels as in transformers: int64 labels "
-          "give cross-entropy, float label vectors give multi-label BCE",
-          "[models][parity]") {
+TEST_CASE(
+    "The loss follows the labels as in transformers: int64 labels "
+    "give cross-entropy, float label vectors give multi-label BCE",
+    "[models][parity]") {
   torch::NoGradGuard no_grad;
   LoadedEncoder m = load_encoder(case_dir("bert_seqcls"));
   REQUIRE(m.config.problem_type == ProblemType::kUnset);
@@ -110,7 +111,8 @@ TEST_CASE("The loss follows the labels as in transformers: int64 labels "
     CHECK(std::abs(loss.item<double>() -
                    ref.at(kind + "_loss").item<double>()) <= 1e-5);
   }
-  CHECK(resolve_problem_type(ProblemType::kUnset, 3, ref.at("multi_label_labels")) ==
+  CHECK(resolve_problem_type(ProblemType::kUnset, 3,
+                             ref.at("multi_label_labels")) ==
         ProblemType::kMultiLabelClassification);
 }
 
