@@ -30,15 +30,8 @@ import time
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 from find_minilm import minilm_dir  # noqa: E402
+from glue_tsv import sst2_dev_sentences  # noqa: E402
 
-SHARED = os.environ.get("PEFTCPP_SHARED", os.path.join(REPO, "..", "shared"))
-
-
-def sst2_dev():
-    with open(os.path.join(SHARED, "data", "glue", "SST-2", "dev.tsv"), encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    col = lines[0].split("\t").index("sentence")
-    return [ln.split("\t")[col] for ln in lines[1:] if ln.strip()]
 
 
 def python_rate(sentences, model_dir, threads, batch_size, sort):
@@ -125,7 +118,7 @@ def main():
     import torch
     import transformers
 
-    sentences = sst2_dev()
+    sentences = sst2_dev_sentences()
     model_dir = minilm_dir()
     with tempfile.TemporaryDirectory() as tmp:
         inputs = os.path.join(tmp, "sst2_dev.jsonl")

@@ -25,16 +25,8 @@ import time
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 from find_minilm import minilm_dir  # noqa: E402
+from glue_tsv import sst2_dev_sentences  # noqa: E402
 
-SHARED = os.environ.get("PEFTCPP_SHARED", os.path.join(REPO, "..", "shared"))
-
-
-def sst2_dev():
-    # GLUE TSV: no CSV quoting, split on '\n' only.
-    with open(os.path.join(SHARED, "data", "glue", "SST-2", "dev.tsv"), encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    col = lines[0].split("\t").index("sentence")
-    return [ln.split("\t")[col] for ln in lines[1:] if ln.strip()]
 
 
 def median_time(fn, repeats):
@@ -62,7 +54,7 @@ def main() -> int:
 
     from tokenizers import Tokenizer
     from transformers import AutoTokenizer
-    sentences = sst2_dev()
+    sentences = sst2_dev_sentences()
     model = minilm_dir()
     rust = Tokenizer.from_file(os.path.join(model, "tokenizer.json"))
     rust.no_truncation()
