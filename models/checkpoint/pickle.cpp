@@ -541,11 +541,51 @@ Obj Unpickler::rebuild_tensor(const std::vector<Obj>& a, size_t dtype_arg) {
     }
     dtype = it->second;
   }
+  const auto tuple_str = [](const std::vector<int64_t>& v) {
+    std::string out = "(";
+    for (size_t i = 0; i < v.size(); ++i) {
+      out += (i ? ", " : "") + std::to_string(v[i]);
+    }
+    return out + ")";
+  };
+  const std::vector<int64_t> sizes = int_tuple(a[2]);
+  const std::vector<int64_t> strides = int_tuple(a[3]);
+  const int64_t offset = a[1]->i;
+  if (sizes.size() != strides.size()) {
+    fail("as many strides as sizes (" + std::to_string(sizes.size()) + ")",
+         std::to_string(strides.size()));
+  }
+  // The view must lie inside its storage. set_ does not check this: our
+  // storages are resizable, so set_ would silently grow one and the tensor
+  // would read uninitialised memory. Overflow-safe: every term is bounded by
+  // the storage size before it is added.
+  const uint64_t item = at::elementSize(dtype);
+  const uint64_t capacity = a[0]->storage.nbytes() / item;  // elements
+  bool empty = false;
+  uint64_t last = 0;  // index of the last element the view touches
+  bool ok = offset >= 0 && uint64_t(offset) <= capacity;
+  for (size_t i = 0; ok && i < sizes.size(); ++i) {
+    if (sizes[i] < 0 || strides[i] < 0) {
+      ok = false;
+    } else if (sizes[i] == 0) {
+      empty = true;
+    } else if (uint64_t(sizes[i] - 1) > 0 &&
+               uint64_t(strides[i]) > capacity / uint64_t(sizes[i] - 1)) {
+      ok = false;
+    } else {
+      last += uint64_t(sizes[i] - 1) * uint64_t(strides[i]);
+      ok = last <= capacity;
+    }
+  }
+  if (!ok || (!empty && uint64_t(offset) + last >= capacity)) {
+    fail("a tensor view inside its storage of " +
+             std::to_string(a[0]->storage.nbytes()) + " bytes",
+         "offset " + std::to_string(offset) + ", sizes " + tuple_str(sizes) +
+             ", strides " + tuple_str(strides));
+  }
   auto o = make_obj(PyObj::Kind::kTensor);
-  // set_ checks that size/stride/offset stay inside the storage.
-  o->tensor =
-      at::empty({0}, at::TensorOptions().dtype(dtype))
-          .set_(a[0]->storage, a[1]->i, int_tuple(a[2]), int_tuple(a[3]));
+  o->tensor = at::empty({0}, at::TensorOptions().dtype(dtype))
+                  .set_(a[0]->storage, offset, sizes, strides);
   return o;
 }
 

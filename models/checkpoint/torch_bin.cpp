@@ -90,6 +90,9 @@ class StorageLoader {
       reader_->getRecord(record, bytes.data_ptr(), size);
     }
     o->storage = bytes.storage();
+    // A second guard besides the bounds check in rebuild_tensor: a view
+    // can never grow this storage.
+    o->storage.unsafeGetStorageImpl()->set_resizable(false);
     storages_.emplace(key, o->storage);
     return o;
   }

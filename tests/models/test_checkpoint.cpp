@@ -392,6 +392,18 @@ TEST_CASE("Tensors sharing a storage keep their values and their sharing",
         sd.at("tied_a").data_ptr<float>() + 4);
 }
 
+TEST_CASE(
+    "A torch.save file whose tensor reaches past its storage is refused, "
+    "not read from uninitialised memory",
+    "[checkpoint]") {
+  const fs::path bad = fixture("corrupt/view_outside_storage.bin");
+  const std::string msg = runtime_error_of([&] { load_torch_bin(bad); });
+  CHECK_THAT(msg, Contains(bad.string()));
+  CHECK_THAT(msg,
+             Contains("expected a tensor view inside its storage of 8 bytes"));
+  CHECK_THAT(msg, Contains("sizes (4, 4)"));
+}
+
 TEST_CASE("Legacy and damaged torch.save files fail with the file and a hint",
           "[checkpoint]") {
   const fs::path legacy = fixture("legacy_format.bin");
