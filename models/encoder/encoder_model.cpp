@@ -2,8 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "common/error.h"
 
@@ -26,6 +28,150 @@ std::string shape_str(const at::Tensor& t) {
     s += std::to_string(t.size(i));
   }
   return s + "]";
+}
+
+std::string dims_str(const std::vector<std::string>& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i)
+    s += (i > 0 ? ", " : "") + dims[i];
+  return s + "]";
+}
+
+// Every prefix key and value is [B, num_heads, P, head_dim] on the inputs'
+// device, with one P for all layers (SelfAttention concatenates them in
+// front of the layer's own keys and values). Returns P, 0 without a prefix.
+int64_t check_prefix(const EncoderConfig& c,
+                     const std::vector<KeyValuePrefix>& prefix,
+                     const at::Tensor& ref) {
+  if (prefix.empty())
+    return 0;
+  if (static_cast<int64_t>(prefix.size()) != c.num_hidden_layers) {
+    throw std::invalid_argument(
+        error_message("EncoderModel",
+                      "one key/value prefix per layer (" +
+                          std::to_string(c.num_hidden_layers) + ")",
+                      std::to_string(prefix.size())));
+  }
+  const int64_t batch = ref.size(0);
+  int64_t length = -1;  // P, taken from prefix[0].key
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    for (const bool is_key : {true, false}) {
+      const at::Tensor& t = is_key ? prefix[i].key : prefix[i].value;
+      const std::string name =
+          "prefix[" + std::to_string(i) + "]." + (is_key ? "key" : "value");
+      const bool fits = t.defined() && t.dim() == 4 && t.size(0) == batch &&
+                        t.size(1) == c.num_attention_heads &&
+                        t.size(3) == c.head_dim() &&
+                        (length < 0 || t.size(2) == length);
+      if (!fits) {
+        std::string hint;
+        if (!t.defined()) {
+          hint = "every layer needs both a key and a value";
+        } else if (t.dim() != 4) {
+          hint =
+              "split the heads: [B, P, hidden] -> view [B, P, num_heads, "
+              "head_dim] -> transpose(1, 2)";
+        } else if (t.size(0) != batch) {
+          hint =
+              "one prefix row per batch row; expand a shared prefix to "
+              "the batch";
+        } else if (t.size(1) != c.num_attention_heads ||
+                   t.size(3) != c.head_dim()) {
+          hint = "num_heads and head_dim are the model's";
+        } else {
+          hint = "every layer's key and value need the same prefix length P";
+        }
+        throw std::invalid_argument(error_message(
+            "EncoderModel",
+            "every prefix key and value of shape [B, num_heads, P, head_dim] "
+            "= " +
+                dims_str({std::to_string(batch),
+                          std::to_string(c.num_attention_heads),
+                          length < 0 ? "P" : std::to_string(length),
+                          std::to_string(c.head_dim())}) +
+                (length < 0 ? "" : " (P from prefix[0].key)"),
+            name + (t.defined() ? " of shape " + shape_str(t) : " undefined"),
+            hint));
+      }
+      if (t.device() != ref.device()) {
+        throw std::invalid_argument(error_message(
+            "EncoderModel",
+            "the prefix on the inputs' device " + ref.device().str(),
+            name + " on " + t.device().str()));
+      }
+      if (length < 0)
+        length = t.size(2);
+    }
+  }
+  return length;
+}
+
+// Derived positions must stay inside the position table. With a shift of P
+// (a key/value prefix), BERT uses P .. P + T - 1 < max_position_embeddings;
+// RoBERTa from input_ids gives a row with n real tokens positions up to
+// padding_idx + P + n < max_position_embeddings; RoBERTa from inputs_embeds
+// (shift 0) up to padding_idx + T. So the limit is
+// T (RoBERTa from input_ids: real tokens in a row) + shift <=
+// max_sequence_length().
+void check_length(const EncoderConfig& c, const EncoderInputs& in,
+                  int64_t length, int64_t shift) {
+  const int64_t limit = c.max_sequence_length() - shift;
+  if (length <= limit)
+    return;
+  const bool counts_real = c.family == EncoderFamily::kRoberta &&
+                           in.input_ids.defined() && in.input_ids.dim() == 2;
+  std::string got = std::to_string(length) + " tokens";
+  if (counts_real) {
+    // Only rows' real tokens take positions: a batch padded past the limit
+    // is fine as long as every row fits (the common case does not get here).
+    const int64_t longest =
+        in.input_ids.ne(c.pad_token_id).sum(/*dim=*/1).max().item<int64_t>();
+    if (longest <= limit)
+      return;
+    got = std::to_string(longest) + " tokens (not padding) in a row";
+  }
+  std::string why =
+      "max_position_embeddings " + std::to_string(c.max_position_embeddings);
+  if (c.family == EncoderFamily::kRoberta) {
+    why += " less padding_idx + 1 = " + std::to_string(c.pad_token_id + 1) +
+           " unused rows";
+  }
+  if (shift > 0) {
+    why +=
+        " less the key/value prefix's " + std::to_string(shift) + " positions";
+  }
+  std::string hint = "truncate the input, e.g. --max-length " +
+                     std::to_string(std::max<int64_t>(limit, 0));
+  if (shift > 0)
+    hint += ", or use a shorter prefix";
+  throw std::invalid_argument(error_message(
+      "EncoderModel",
+      "at most " + std::to_string(limit) + " tokens (" + why + ")", got, hint));
+}
+
+// Explicit position ids are used as given: the only limit is the table.
+void check_position_ids(const EncoderConfig& c, const at::Tensor& positions,
+                        int64_t batch, int64_t length) {
+  if (positions.dim() != 2 || positions.size(1) != length ||
+      (positions.size(0) != batch && positions.size(0) != 1)) {
+    throw std::invalid_argument(error_message(
+        "EncoderModel",
+        "position_ids of shape [" + std::to_string(batch) + ", " +
+            std::to_string(length) + "] or [1, " + std::to_string(length) + "]",
+        shape_str(positions)));
+  }
+  if (positions.numel() == 0)
+    return;
+  const int64_t lo = positions.min().item<int64_t>();
+  const int64_t hi = positions.max().item<int64_t>();
+  if (lo < 0 || hi >= c.max_position_embeddings) {
+    throw std::invalid_argument(error_message(
+        "EncoderModel",
+        "position_ids in [0, " + std::to_string(c.max_position_embeddings) +
+            ") (max_position_embeddings)",
+        "position_ids from " + std::to_string(lo) + " to " +
+            std::to_string(hi)));
+  }
 }
 
 }  // namespace
@@ -72,30 +218,46 @@ EncoderEmbeddingsImpl::EncoderEmbeddingsImpl(const EncoderConfig& c)
           torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
 }
 
+int64_t EncoderEmbeddingsImpl::position_shift(const EncoderInputs& in,
+                                              int64_t past_length) const {
+  if (in.position_ids.defined())
+    return 0;  // explicit positions are used as given
+  // transformers' RobertaEmbeddings.create_position_ids_from_inputs_embeds
+  // takes no past length.
+  if (family_ == EncoderFamily::kRoberta && !in.input_ids.defined())
+    return 0;
+  return past_length;
+}
+
 at::Tensor EncoderEmbeddingsImpl::position_ids_for(const EncoderInputs& in,
                                                    int64_t batch,
-                                                   int64_t length) const {
+                                                   int64_t length,
+                                                   int64_t shift) const {
   const auto device = in.input_ids.defined() ? in.input_ids.device()
                                              : in.inputs_embeds.device();
+  const auto long_on = at::TensorOptions().dtype(at::kLong).device(device);
   if (family_ == EncoderFamily::kRoberta) {
     if (in.input_ids.defined()) {
-      // fairseq's make_positions: real tokens count up from padding_idx + 1,
-      // padding stays at padding_idx.
+      // fairseq's make_positions, as transformers'
+      // create_position_ids_from_input_ids: real tokens count up from
+      // padding_idx + 1 + P, padding stays at padding_idx.
       at::Tensor not_pad = in.input_ids.ne(pad_token_id_).to(at::kLong);
-      return at::cumsum(not_pad, /*dim=*/1) * not_pad + pad_token_id_;
+      return (at::cumsum(not_pad, /*dim=*/1) + shift) * not_pad + pad_token_id_;
     }
-    // Embeddings given: padding cannot be seen, so count sequentially.
-    return at::arange(pad_token_id_ + 1, length + pad_token_id_ + 1,
-                      at::TensorOptions().dtype(at::kLong).device(device))
+    // Embeddings given: padding cannot be seen, so count sequentially, and
+    // a past does not shift them (position_shift is 0).
+    return at::arange(pad_token_id_ + 1, length + pad_token_id_ + 1, long_on)
         .unsqueeze(0)
         .expand({batch, length});
   }
-  return at::arange(length, at::TensorOptions().dtype(at::kLong).device(device))
+  // BERT: transformers' position_ids[:, P : P + T].
+  return at::arange(shift, length + shift, long_on)
       .unsqueeze(0)
       .expand({batch, length});
 }
 
-at::Tensor EncoderEmbeddingsImpl::forward(const EncoderInputs& in) {
+at::Tensor EncoderEmbeddingsImpl::forward(const EncoderInputs& in,
+                                          int64_t past_length) {
   if (in.input_ids.defined() == in.inputs_embeds.defined()) {
     throw std::invalid_argument(error_message(
         "EncoderEmbeddings", "exactly one of input_ids and inputs_embeds",
@@ -105,12 +267,15 @@ at::Tensor EncoderEmbeddingsImpl::forward(const EncoderInputs& in) {
       in.input_ids.defined() ? word_embeddings(in.input_ids) : in.inputs_embeds;
   const int64_t batch = embeds.size(0);
   const int64_t length = embeds.size(1);
-  const at::Tensor positions = in.position_ids.defined()
-                                   ? in.position_ids
-                                   : position_ids_for(in, batch, length);
-  at::Tensor types = in.token_type_ids.defined()
-                         ? in.token_type_ids
-                         : at::zeros({batch, length}, positions.options());
+  const at::Tensor positions =
+      in.position_ids.defined()
+          ? in.position_ids
+          : position_ids_for(in, batch, length,
+                             position_shift(in, past_length));
+  at::Tensor types =
+      in.token_type_ids.defined()
+          ? in.token_type_ids
+          : at::zeros({batch, length}, positions.options().dtype(at::kLong));
   at::Tensor h =
       embeds + token_type_embeddings(types) + position_embeddings(positions);
   return at::dropout(LayerNorm(h), dropout_, is_training());
@@ -240,38 +405,32 @@ EncoderOutput EncoderModelImpl::forward(const EncoderInputs& in) {
         "EncoderModel", "input_ids [B, T] or inputs_embeds [B, T, hidden]",
         ref.defined() ? "a tensor of shape " + shape_str(ref) : "neither"));
   }
+  const int64_t batch = ref.size(0);
   const int64_t length = ref.size(1);
-  if (length > config_.max_sequence_length()) {
-    throw std::invalid_argument(error_message(
-        "EncoderModel",
-        "at most " + std::to_string(config_.max_sequence_length()) +
-            " tokens (max_position_embeddings)",
-        std::to_string(length) + " tokens",
-        "truncate the input, e.g. --max-length " +
-            std::to_string(config_.max_sequence_length())));
-  }
+  const int64_t prefix_length = check_prefix(config_, in.prefix, ref);
   if (in.attention_mask.defined() &&
-      (in.attention_mask.dim() != 2 ||
-       in.attention_mask.size(0) != ref.size(0) ||
+      (in.attention_mask.dim() != 2 || in.attention_mask.size(0) != batch ||
        in.attention_mask.size(1) != length)) {
+    const bool has_prefix_ones =
+        prefix_length > 0 && in.attention_mask.dim() == 2 &&
+        in.attention_mask.size(1) == prefix_length + length;
     throw std::invalid_argument(error_message(
         "EncoderModel",
-        "attention_mask of shape [" + std::to_string(ref.size(0)) + ", " +
+        "attention_mask of shape [" + std::to_string(batch) + ", " +
             std::to_string(length) + "]",
-        shape_str(in.attention_mask)));
+        shape_str(in.attention_mask),
+        has_prefix_ones ? "the mask covers the tokens only, without the P "
+                          "ones PEFT prepends; the prefix is always visible"
+                        : ""));
   }
-  if (!in.prefix.empty() &&
-      static_cast<int64_t>(in.prefix.size()) != config_.num_hidden_layers) {
-    throw std::invalid_argument(
-        error_message("EncoderModel",
-                      "one key/value prefix per layer (" +
-                          std::to_string(config_.num_hidden_layers) + ")",
-                      std::to_string(in.prefix.size())));
+  if (in.position_ids.defined()) {
+    check_position_ids(config_, in.position_ids, batch, length);
+  } else {
+    check_length(config_, in, length,
+                 embeddings->position_shift(in, prefix_length));
   }
 
-  at::Tensor hidden = embeddings(in);
-  const int64_t prefix_length =
-      in.prefix.empty() ? 0 : in.prefix.front().key.size(2);
+  at::Tensor hidden = embeddings(in, prefix_length);
   const at::Tensor mask = make_attention_mask(in.attention_mask, prefix_length);
   for (size_t i = 0; i < layers->size(); ++i) {
     hidden =

@@ -35,13 +35,24 @@ struct KeyValuePrefix {
 
 /// What an encoder is called with. Exactly one of input_ids [B, T] and
 /// inputs_embeds [B, T, hidden] is given; the rest is optional.
+///
+/// With a prefix of length P the inputs work as transformers' with
+/// past_key_values of length P (what PEFT's prefix tuning passes):
+/// - attention_mask stays [B, T], covering the tokens only; the P prefix
+///   positions are always visible. This equals transformers given the
+///   [B, P + T] mask PEFT builds, with P ones in front.
+/// - derived position ids start P further on (BERT: P .. P + T - 1; RoBERTa
+///   from input_ids: real tokens from padding_idx + 1 + P). RoBERTa from
+///   inputs_embeds is not shifted, as in transformers. Explicit position_ids
+///   are used as given.
 struct EncoderInputs {
   at::Tensor input_ids;       ///< [B, T] int64
   at::Tensor attention_mask;  ///< [B, T], 1 = token, 0 = padding
   at::Tensor token_type_ids;  ///< [B, T] int64, zeros when undefined
-  at::Tensor position_ids;    ///< [B, T] int64, derived when undefined
+  at::Tensor position_ids;    ///< [B or 1, T] int64, derived when undefined
   at::Tensor inputs_embeds;   ///< [B, T, hidden], instead of input_ids
-  /// One prefix per layer (prefix tuning), or empty.
+  /// One prefix per layer (prefix tuning), or empty. Every key and value is
+  /// [B, num_heads, P, head_dim] with the same P in every layer.
   std::vector<KeyValuePrefix> prefix;
 };
 
@@ -67,7 +78,17 @@ class EncoderEmbeddingsImpl : public torch::nn::Module {
  public:
   explicit EncoderEmbeddingsImpl(const EncoderConfig& config);
   /// Returns [B, T, hidden]. `inputs` must carry input_ids or inputs_embeds.
-  at::Tensor forward(const EncoderInputs& inputs);
+  /// `past_length` is the key/value prefix's length P (transformers'
+  /// past_key_values_length): derived position ids move on by
+  /// position_shift(inputs, past_length).
+  at::Tensor forward(const EncoderInputs& inputs, int64_t past_length = 0);
+
+  /// How far derived position ids move with a past of `past_length`: P for
+  /// BERT and for RoBERTa from input_ids, 0 for RoBERTa from inputs_embeds
+  /// (transformers numbers those from padding_idx + 1 whatever the past)
+  /// and 0 when `inputs` carries explicit position_ids.
+  int64_t position_shift(const EncoderInputs& inputs,
+                         int64_t past_length) const;
 
   torch::nn::Embedding word_embeddings{nullptr};
   torch::nn::Embedding position_embeddings{nullptr};
@@ -76,7 +97,7 @@ class EncoderEmbeddingsImpl : public torch::nn::Module {
 
  private:
   at::Tensor position_ids_for(const EncoderInputs& inputs, int64_t batch,
-                              int64_t length) const;
+                              int64_t length, int64_t shift) const;
   EncoderFamily family_;
   int64_t pad_token_id_;
   double dropout_;
@@ -158,6 +179,11 @@ TORCH_MODULE(EncoderLayer);
 class EncoderModelImpl : public torch::nn::Module {
  public:
   EncoderModelImpl(const EncoderConfig& config, bool add_pooling_layer);
+  /// Throws std::invalid_argument for inputs the model cannot take: more
+  /// tokens than the position table holds once a prefix shifts the
+  /// positions (T + P <= max_sequence_length(), RoBERTa from inputs_embeds:
+  /// T <= max_sequence_length()), explicit position_ids outside the table, a
+  /// mask or prefix of the wrong shape.
   EncoderOutput forward(const EncoderInputs& inputs);
 
   const EncoderConfig& config() const { return config_; }
