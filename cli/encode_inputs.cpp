@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <stdexcept>
 
 #include "common/error.h"
@@ -11,7 +12,8 @@ namespace peftcpp::cli {
 void add_tokenization_flags(CLI::App& cmd, TokenizationFlags& flags) {
   cmd.add_option("--max-length", flags.max_length,
                  "Truncate inputs to this many tokens (special tokens "
-                 "included); without it, over-long inputs are an error");
+                 "included); without it, over-long inputs are an error")
+      ->check(CLI::PositiveNumber);
   cmd.add_option("--truncation", flags.truncation,
                  "How pairs are truncated with --max-length")
       ->check(CLI::IsMember({"longest_first", "only_first", "only_second"}));
@@ -33,6 +35,22 @@ data::EncodeOptions to_encode_options(const TokenizationFlags& flags) {
     o.truncation = data::TruncationStrategy::kLongestFirst;
   }
   return o;
+}
+
+void check_output_path(const std::string& path, const std::string& flag) {
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  if (fs::is_directory(p)) {
+    throw std::invalid_argument(
+        error_message(flag, "a file path", "the folder '" + path + "'"));
+  }
+  if (!fs::is_directory(dir)) {
+    throw std::invalid_argument(
+        error_message(flag, "a path in an existing folder",
+                      "'" + path + "' (no folder '" + dir.string() + "')",
+                      "create the folder first"));
+  }
 }
 
 std::vector<data::Encoding> encode_inputs(const data::Tokenizer* tokenizer,

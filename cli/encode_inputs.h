@@ -29,6 +29,11 @@ void add_tokenization_flags(CLI::App& cmd, TokenizationFlags& flags);
 /// The EncodeOptions these flags mean (no padding).
 data::EncodeOptions to_encode_options(const TokenizationFlags& flags);
 
+/// Throws std::invalid_argument unless `path` can be written as a file: its
+/// folder exists and it is not itself a folder. Called before any work so a
+/// bad --output fails at once, not after a long run.
+void check_output_path(const std::string& path, const std::string& flag);
+
 /// Encodes every line: text through `tokenizer` (all lines in one parallel
 /// batch), input_ids as given (type ids zero unless given, mask all ones).
 /// `tokenizer` may be null when every line is pre-tokenized.

@@ -65,7 +65,9 @@ void run_predict(const PredictFlags& f) {
   models::LoadEncoderOptions load;
   load.device = parse_device(f.device);
   load.dtype = models::parse_dtype(f.dtype);
-  // Read everything that can be wrong before the (slower) model load.
+  // Check everything that can be wrong before the (slower) model load and
+  // inference: the output's place, then the inputs.
+  check_output_path(f.output, "--output");
   const std::vector<InputLine> lines = read_jsonl_inputs(f.input);
   std::optional<data::Tokenizer> tokenizer;
   if (has_tokenizer_files(f.model))
@@ -77,6 +79,24 @@ void run_predict(const PredictFlags& f) {
   const double tokenize_s = seconds_since(t_tokenize);
 
   models::LoadedEncoder model = models::load_encoder(f.model, load);
+  // Random encoder weights would give outputs that look fine and mean
+  // nothing: refuse. A fresh head is only warned about (a base checkpoint
+  // under a head config, as transformers allows).
+  if (const auto body = model.missing_body_keys(); !body.empty()) {
+    throw std::runtime_error(error_message(
+        "predict --model " + f.model, "every encoder weight in the checkpoint",
+        std::to_string(body.size()) + " missing: " + join_names(body) +
+            (model.unexpected_keys.empty()
+                 ? ""
+                 : "; unused checkpoint tensors: " +
+                       join_names(model.unexpected_keys)),
+        "does config.json's model_type match the checkpoint?"));
+  }
+  for (const auto& k : model.unexpected_keys) {
+    std::fprintf(stderr,
+                 "warning: checkpoint tensor %s is not used by the model\n",
+                 k.c_str());
+  }
   for (const auto& k : model.missing_keys) {
     std::fprintf(stderr,
                  "warning: %s is not in the checkpoint; initialised fresh\n",
@@ -139,9 +159,22 @@ void add_predict_command(CLI::App& app) {
       ->required();
   cmd->add_option("--batch-size", f->batch_size, "Inputs per forward pass")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--device", f->device, "cpu, cuda or cuda:N");
-  cmd->add_option("--dtype", f->dtype, "float32, bfloat16 or float16");
-  cmd->add_option("--threads", f->threads, "CPU threads (default: LibTorch's)");
+  cmd->add_option("--device", f->device, "cpu, cuda or cuda:N")
+      ->check(CLI::Validator(
+          [](std::string& name) -> std::string {
+            try {
+              (void)c10::Device(name);
+              return "";
+            } catch (const std::exception&) {
+              return "expected cpu, cuda or cuda:N, got \"" + name + "\"";
+            }
+          },
+          "DEVICE"));
+  cmd->add_option("--dtype", f->dtype, "float32, bfloat16 or float16")
+      ->check(CLI::IsMember(
+          {"float32", "fp32", "bfloat16", "bf16", "float16", "fp16"}));
+  cmd->add_option("--threads", f->threads, "CPU threads (default: LibTorch's)")
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--no-hidden-states", f->no_hidden_states,
                 "Leave last_hidden_state and attention_mask out of the output");
   add_tokenization_flags(*cmd, f->tokenization);

@@ -23,6 +23,7 @@ struct TokenizeFlags {
 };
 
 void run_tokenize(const TokenizeFlags& f) {
+  check_output_path(f.output, "--output");
   const std::vector<InputLine> lines = read_jsonl_inputs(f.input);
   const data::Tokenizer tokenizer = data::Tokenizer::from_pretrained(f.model);
   const auto encodings = encode_inputs(

@@ -1,5 +1,6 @@
 #include "common/atomic_file.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 #include <fstream>
 #include <random>
@@ -11,6 +12,18 @@
 namespace peftcpp {
 
 namespace fs = std::filesystem;
+
+namespace {
+// Flushes the file's data to the disk, so that after the rename the final
+// name never points at a file whose bytes were lost in a crash.
+void sync_file(const fs::path& p) {
+  const int fd = ::open(p.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+}  // namespace
 
 void write_file_atomically(const fs::path& path,
                            const std::function<void(std::ostream&)>& write) {
@@ -40,7 +53,15 @@ void write_file_atomically(const fs::path& path,
             "a write error on '" + tmp.string() + "'", "is the disk full?"));
       }
     }
-    fs::rename(tmp, path);
+    sync_file(tmp);
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    if (ec) {
+      throw std::runtime_error(
+          error_message("write_file_atomically",
+                        "'" + path.string() + "' replaceable by a file",
+                        ec.message(), "is it a folder, or read-only?"));
+    }
   } catch (...) {
     std::error_code ec;
     fs::remove(tmp, ec);

@@ -29,7 +29,8 @@ if ((${#missing[@]})); then
   sudo_cmd=()
   [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+  # env: sudo's env_reset would drop a plain DEBIAN_FRONTEND assignment.
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # --- Python venv with the pinned torch wheel (= LibTorch) ----------------------
@@ -59,7 +60,13 @@ export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 # Precompiled headers: ccache caches them and their users only when told to
 # ignore the PCH's timestamps and __DATE__-style macros.
 export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
-if [ ! -f "$build/build.ninja" ]; then
+# Configure when the build folder is new, or when it was configured against
+# another venv (the pins changed): the cached PEFTCPP_PYTHON would keep the
+# old torch and the old reference libraries.
+configured_python=$(sed -n 's/^PEFTCPP_PYTHON:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
+if [ ! -f "$build/build.ninja" ] || [ "$configured_python" != "$PEFTCPP_PYTHON" ]; then
+  # A stale cache would also keep Torch_DIR & co. of the old venv.
+  [ -z "$configured_python" ] || rm -f "$build/CMakeCache.txt"
   say "configuring $build"
   mkdir -p "$(dirname "$build")"
   cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \

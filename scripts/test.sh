@@ -9,5 +9,6 @@ build=${PEFTCPP_BUILD_DIR:-$repo/build}
 start=$(date +%s)
 bash "$repo/scripts/setup.sh"
 cd "$build"
-ctest --output-on-failure -j "${PEFTCPP_TEST_JOBS:-$(nproc)}" "$@"
+# --no-tests=error: a filter that matches nothing must not pass.
+ctest --output-on-failure --no-tests=error -j "${PEFTCPP_TEST_JOBS:-$(nproc)}" "$@"
 echo "[test] setup, build and tests took $(( $(date +%s) - start ))s"

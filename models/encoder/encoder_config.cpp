@@ -122,7 +122,17 @@ EncoderConfig EncoderConfig::from_json(const json& j,
   read_field(j, "type_vocab_size", c.type_vocab_size, source);
   read_field(j, "layer_norm_eps", c.layer_norm_eps, source);
   read_field(j, "initializer_range", c.initializer_range, source);
+  // RoBERTa's <pad> is id 1; transformers' RobertaConfig defaults to it.
+  if (c.family == EncoderFamily::kRoberta)
+    c.pad_token_id = 1;
   read_field(j, "pad_token_id", c.pad_token_id, source);
+  bool is_decoder = false;
+  read_field(j, "is_decoder", is_decoder, source);
+  if (is_decoder) {
+    throw std::runtime_error(error_message(
+        source, "an encoder (is_decoder false)", "is_decoder true",
+        "causal BERT-style decoders are not supported"));
+  }
   double classifier_dropout = -1;
   read_field(j, "classifier_dropout", classifier_dropout, source);
   if (classifier_dropout >= 0)
@@ -142,7 +152,25 @@ EncoderConfig EncoderConfig::from_json(const json& j,
   if (auto it = j.find("id2label"); it != j.end() && it->is_object()) {
     std::map<int64_t, std::string> by_id;
     for (const auto& [k, v] : it->items()) {
-      by_id[std::stoll(k)] = v.is_string() ? v.get<std::string>() : v.dump();
+      size_t used = 0;
+      int64_t id = -1;
+      try {
+        id = std::stoll(k, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != k.size() || id < 0) {
+        throw std::runtime_error(error_message(
+            source, "id2label keys that are label ids (\"0\", \"1\", ...)",
+            "key \"" + k + "\""));
+      }
+      by_id[id] = v.is_string() ? v.get<std::string>() : v.dump();
+    }
+    if (!by_id.empty() &&
+        by_id.rbegin()->first != static_cast<int64_t>(by_id.size()) - 1) {
+      throw std::runtime_error(error_message(
+          source, "id2label ids 0.." + std::to_string(by_id.size() - 1),
+          "largest id " + std::to_string(by_id.rbegin()->first)));
     }
     for (const auto& [id, label] : by_id)
       c.id2label.push_back(label);
@@ -163,6 +191,12 @@ EncoderConfig EncoderConfig::from_json(const json& j,
   check_positive(c.num_attention_heads, "num_attention_heads", source);
   check_positive(c.intermediate_size, "intermediate_size", source);
   check_positive(c.max_position_embeddings, "max_position_embeddings", source);
+  if (c.pad_token_id < 0 || c.pad_token_id >= c.vocab_size) {
+    throw std::runtime_error(error_message(
+        source,
+        "pad_token_id in [0, vocab_size " + std::to_string(c.vocab_size) + ")",
+        std::to_string(c.pad_token_id)));
+  }
   if (c.hidden_size % c.num_attention_heads != 0) {
     throw std::runtime_error(
         error_message(source, "hidden_size divisible by num_attention_heads",

@@ -22,6 +22,47 @@ int64_t real_length(const data::Encoding& e) {
                          int64_t{0});
 }
 
+// Out-of-range ids would fail deep inside an embedding lookup ("index out
+// of range in self"; on CUDA a device-side assert that poisons the context),
+// so they are checked here, where the input can still be named.
+void check_ids(const data::Encoding& e, int64_t index,
+               const EncoderConfig& config) {
+  const auto check = [&](const std::vector<int64_t>& ids, int64_t limit,
+                         const char* what, const char* field) {
+    for (size_t k = 0; k < ids.size(); ++k) {
+      if (ids[k] < 0 || ids[k] >= limit) {
+        throw std::invalid_argument(error_message(
+            "run_encoder",
+            std::string(what) + " in [0, " + std::to_string(limit) + ")",
+            "input " + std::to_string(index) + " position " +
+                std::to_string(k) + " with " + std::to_string(ids[k]),
+            std::string("is this input for this model? (config ") + field +
+                " " + std::to_string(limit) + ")"));
+      }
+    }
+  };
+  check(e.ids, config.vocab_size, "token ids", "vocab_size");
+  check(e.type_ids, config.type_vocab_size, "token type ids",
+        "type_vocab_size");
+}
+
+// Puts a module in eval mode for a scope and restores its mode after:
+// predictions never see dropout, whatever mode the caller left it in.
+class EvalModeGuard {
+ public:
+  explicit EvalModeGuard(torch::nn::Module& m)
+      : m_(m), was_training_(m.is_training()) {
+    m_.eval();
+  }
+  ~EvalModeGuard() { m_.train(was_training_); }
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+
+ private:
+  torch::nn::Module& m_;
+  bool was_training_;
+};
+
 }  // namespace
 
 EncoderRunOutputs run_encoder(LoadedEncoder& model,
@@ -39,6 +80,7 @@ EncoderRunOutputs run_encoder(LoadedEncoder& model,
   const EncoderConfig& config = model.config;
   std::vector<int64_t> lengths(n);
   for (int64_t i = 0; i < n; ++i) {
+    check_ids(encodings[i], i, config);
     lengths[i] = real_length(encodings[i]);
     if (lengths[i] > config.max_sequence_length()) {
       throw std::invalid_argument(error_message(
@@ -83,6 +125,7 @@ EncoderRunOutputs run_encoder(LoadedEncoder& model,
   std::optional<ProgressBar> bar;
   if (options.show_progress)
     bar.emplace("predict", n, "inputs");
+  const EvalModeGuard eval_mode(model.module());
   c10::InferenceMode inference;
   for (int64_t start = 0; start < n; start += options.batch_size) {
     const int64_t end = std::min(n, start + options.batch_size);

@@ -62,6 +62,15 @@ torch::nn::Module& LoadedEncoder::module() {
   return *encoder;
 }
 
+std::vector<std::string> LoadedEncoder::missing_body_keys() const {
+  std::vector<std::string> body;
+  for (const auto& k : missing_keys) {
+    if (!starts_with(k, "classifier."))
+      body.push_back(k);
+  }
+  return body;
+}
+
 EncoderModel& LoadedEncoder::base() {
   return classifier.is_empty() ? encoder : classifier->encoder;
 }
@@ -104,11 +113,7 @@ LoadedEncoder load_encoder(const fs::path& dir,
   loaded.unexpected_keys = report.unexpected;
 
   if (options.strict) {
-    std::vector<std::string> missing_body;
-    for (const auto& k : loaded.missing_keys) {
-      if (!starts_with(k, "classifier."))
-        missing_body.push_back(k);
-    }
+    const std::vector<std::string> missing_body = loaded.missing_body_keys();
     if (!missing_body.empty() || !loaded.unexpected_keys.empty()) {
       throw std::runtime_error(error_message(
           "load_encoder(" + dir.string() + ")",

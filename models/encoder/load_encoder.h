@@ -44,6 +44,11 @@ struct LoadedEncoder {
   std::vector<std::string> unexpected_keys;
   std::vector<std::string> missing_keys;
 
+  /// missing_keys other than the head's ("classifier.*"): weights of the
+  /// encoder body that are random. Non-empty means the checkpoint does not
+  /// fit the config.
+  std::vector<std::string> missing_body_keys() const;
+
   /// The module that was built (for parameters(), to(), eval(), ...).
   torch::nn::Module& module();
   /// The encoder inside, with or without a head.

@@ -230,7 +230,9 @@ TEST_CASE(
   const fs::path weights = model / "model.safetensors";
   fs::resize_file(weights, fs::file_size(weights) - 100);
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
-  check_predict_fails(model, dir, {"model.safetensors", "expected", "got"});
+  check_predict_fails(model, dir,
+                      {"model.safetensors", "bytes of tensor data, got",
+                       "classifier.weight", "the file is truncated"});
 }
 
 TEST_CASE("A corrupt safetensors header is named", "[cli][errors]") {
@@ -243,7 +245,10 @@ TEST_CASE("A corrupt safetensors header is named", "[cli][errors]") {
     f << "#garbage#";
   }
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
-  check_predict_fails(model, dir, {"model.safetensors", "expected", "got"});
+  check_predict_fails(
+      model, dir,
+      {"model.safetensors", "expected a JSON header, got invalid JSON",
+       "the header is corrupt"});
 }
 
 TEST_CASE("A shape mismatch names the tensor and both shapes",
@@ -338,4 +343,107 @@ TEST_CASE("A bad command line exits with code 2 and usage help",
   const Result r = run_cli("predict --model x");
   CHECK(r.code == 2);
   CHECK_THAT(r.output, Catch::Contains("--input"));
+}
+
+TEST_CASE(
+    "predict restores input order when it sorts rows by length, "
+    "whatever the batch size",
+    "[cli]") {
+  const peftcpp::testing::ScratchDir dir("cli-order");
+  const StateDict io = load_checkpoint(tiny("bert_model") / "io.safetensors");
+  // The fixture's rows come longest first; reversed, the runner's sort is
+  // a real permutation.
+  std::string lines = ids_jsonl(io);
+  std::vector<std::string> rows;
+  for (size_t at = 0, next; (next = lines.find('\n', at)) != std::string::npos;
+       at = next + 1) {
+    rows.push_back(lines.substr(at, next - at + 1));
+  }
+  write_text(dir / "in.jsonl", rows[2] + rows[1] + rows[0]);
+  const Result r = run_cli("predict --model " + tiny("bert_model").string() +
+                           " --input " + (dir / "in.jsonl").string() +
+                           " --output " + (dir / "out.safetensors").string() +
+                           " --batch-size 2 --no-hidden-states");
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const StateDict out = load_checkpoint(dir / "out.safetensors");
+  const at::Tensor expected = io.at("pooler_output").flip(0);
+  CHECK(max_abs_diff(out.at("pooler_output"), expected) <= 1e-5);
+}
+
+TEST_CASE(
+    "predict refuses a checkpoint that does not fit the config instead "
+    "of running random weights",
+    "[cli][errors]") {
+  const peftcpp::testing::ScratchDir dir("cli-err-misfit");
+  // A RoBERTa classifier's weights under a BERT config: every encoder key
+  // lands under the wrong prefix.
+  const fs::path model = copy_model("roberta_seqcls", dir.path());
+  std::string cfg = read_text(model / "config.json");
+  const auto at = cfg.find("\"model_type\": \"roberta\"");
+  REQUIRE(at != std::string::npos);
+  cfg.replace(at, std::string("\"model_type\": \"roberta\"").size(),
+              "\"model_type\": \"bert\"");
+  write_text(model / "config.json", cfg);
+  write_text(dir / "in.jsonl", "{\"input_ids\": [3, 4, 5]}\n");
+  check_predict_fails(
+      model, dir,
+      {"expected every encoder weight in the checkpoint", "bert.embeddings",
+       "unused checkpoint tensors", "does config.json's model_type match"});
+}
+
+TEST_CASE("Token ids outside the vocabulary are named by input and position",
+          "[cli][errors]") {
+  const peftcpp::testing::ScratchDir dir("cli-err-ids");
+  write_text(dir / "in.jsonl",
+             "{\"input_ids\": [1, 2]}\n{\"input_ids\": [5, 300]}\n");
+  check_predict_fails(tiny("bert_seqcls"), dir,
+                      {"expected token ids in [0, 99)",
+                       "input 1 position 1 with 300", "vocab_size 99"});
+}
+
+TEST_CASE("Bad option values are usage errors (exit 2) caught before any work",
+          "[cli][errors]") {
+  for (const std::string flags :
+       {"--dtype float64", "--device tpu", "--threads -3", "--max-length 0"}) {
+    INFO(flags);
+    const Result r = run_cli("predict --model m --input i --output o " + flags);
+    CHECK(r.code == 2);
+  }
+}
+
+TEST_CASE("An --output that is a folder fails at once, before inference",
+          "[cli][errors]") {
+  const peftcpp::testing::ScratchDir dir("cli-err-output");
+  write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2]}\n");
+  fs::create_directories(dir / "o.safetensors");
+  const Result r = run_cli("predict --model " + tiny("bert_seqcls").string() +
+                           " --input " + (dir / "in.jsonl").string() +
+                           " --output " + (dir / "o.safetensors").string());
+  INFO(r.output);
+  CHECK(r.code == 1);
+  CHECK_THAT(r.output, Catch::Contains("[--output] expected a file path"));
+  CHECK_THAT(r.output,
+             !Catch::Contains("predict ["));  // no progress bar: no work done
+}
+
+TEST_CASE("Malformed config fields are named with the file", "[cli][errors]") {
+  const peftcpp::testing::ScratchDir dir("cli-err-config");
+  const fs::path model = copy_model("bert_seqcls", dir.path());
+  const std::string original = read_text(model / "config.json");
+  write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2]}\n");
+  const auto with = [&](const std::string& from, const std::string& to) {
+    std::string cfg = original;
+    const auto at = cfg.find(from);
+    REQUIRE(at != std::string::npos);
+    cfg.replace(at, from.size(), to);
+    write_text(model / "config.json", cfg);
+  };
+  with("\"0\": \"LABEL_0\"", "\"zero\": \"LABEL_0\"");
+  check_predict_fails(
+      model, dir,
+      {"config.json", "id2label keys that are label ids", "key \"zero\""});
+  with("\"model_type\": \"bert\"",
+       "\"model_type\": \"bert\", \"is_decoder\": true");
+  check_predict_fails(model, dir, {"config.json", "is_decoder true"});
 }
