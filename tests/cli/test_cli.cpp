@@ -15,10 +15,12 @@
 #include "models/checkpoint/safetensors.h"
 #include "models/checkpoint/state_dict.h"
 #include "tests/test_paths.h"
+#include "tests/test_tensors.h"
 
 namespace fs = std::filesystem;
 using peftcpp::models::load_checkpoint;
 using peftcpp::models::StateDict;
+using peftcpp::testing::max_abs_diff;
 
 namespace {
 
@@ -85,11 +87,6 @@ std::string ids_jsonl(const StateDict& io) {
     s += "}\n";
   }
   return s;
-}
-
-double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-  REQUIRE(a.sizes() == b.sizes());
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }
 
 }  // namespace

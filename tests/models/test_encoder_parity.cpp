@@ -11,9 +11,11 @@
 #include "models/checkpoint/state_dict.h"
 #include "models/encoder/load_encoder.h"
 #include "tests/test_paths.h"
+#include "tests/test_tensors.h"
 
 using namespace peftcpp::models;
 namespace fs = std::filesystem;
+using peftcpp::testing::max_abs_diff;
 
 namespace {
 
@@ -23,11 +25,6 @@ fs::path case_dir(const std::string& name) {
 
 StateDict io_of(const std::string& name) {
   return load_checkpoint(case_dir(name) / "io.safetensors");
-}
-
-double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-  REQUIRE(a.sizes() == b.sizes());
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }
 
 EncoderInputs inputs_from(const StateDict& io) {

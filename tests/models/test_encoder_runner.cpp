@@ -8,20 +8,17 @@
 #include "models/checkpoint/state_dict.h"
 #include "models/encoder/encoder_runner.h"
 #include "tests/test_paths.h"
+#include "tests/test_tensors.h"
 
 using namespace peftcpp::models;
 namespace fs = std::filesystem;
 using peftcpp::data::Encoding;
+using peftcpp::testing::max_abs_diff;
 
 namespace {
 
 fs::path tiny(const std::string& name) {
   return peftcpp::testing::fixture_dir() / "models" / name;
-}
-
-double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-  REQUIRE(a.sizes() == b.sizes());
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }
 
 // Row r of the fixture's padded batch as an encoding, padded with `pad`
