@@ -17,20 +17,41 @@ void set_type_ids(Encoding& e, int64_t type_id) {
   e.type_ids.assign(e.ids.size(), type_id);
 }
 
-void push_special(Encoding& e, const SpecialTokenId& t, int64_t type_id) {
-  e.push_back(t.id, t.token, type_id, /*special=*/1);
+TemplatePiece special_piece(const std::string& name, int64_t type_id) {
+  TemplatePiece p;
+  p.special = name;
+  p.type_id = type_id;
+  return p;
 }
 
-// [CLS]/[SEP]-style processors without add_special_tokens: the sequences
-// are concatenated with the default type ids (HF PostProcessor::process).
-Encoding merge_plain(Encoding first, std::optional<Encoding> second,
-                     int64_t second_type_id) {
-  set_type_ids(first, 0);
-  if (second) {
-    set_type_ids(*second, second_type_id);
-    first.append(*second);
-  }
-  return first;
+TemplatePiece sequence_piece(int sequence, int64_t type_id) {
+  TemplatePiece p;
+  p.is_sequence = true;
+  p.sequence = sequence;
+  p.type_id = type_id;
+  return p;
+}
+
+// "CLS A SEP" and "CLS A SEP [SEP] B SEP" with B's type id: what both HF
+// processors are, the RoBERTa one with a doubled separator between the
+// sequences and type ids 0 throughout.
+std::unique_ptr<PostProcessor> cls_sep_template(const SpecialTokenId& sep,
+                                                const SpecialTokenId& cls,
+                                                bool double_separator,
+                                                int64_t second_type_id) {
+  std::map<std::string, TemplateSpecialToken> special;
+  special[cls.token] = TemplateSpecialToken{cls.token, {cls.id}, {cls.token}};
+  special[sep.token] = TemplateSpecialToken{sep.token, {sep.id}, {sep.token}};
+  std::vector<TemplatePiece> single = {special_piece(cls.token, 0),
+                                       sequence_piece(0, 0),
+                                       special_piece(sep.token, 0)};
+  std::vector<TemplatePiece> pair = single;
+  if (double_separator)
+    pair.push_back(special_piece(sep.token, 0));
+  pair.push_back(sequence_piece(1, second_type_id));
+  pair.push_back(special_piece(sep.token, second_type_id));
+  return std::make_unique<TemplateProcessing>(
+      std::move(single), std::move(pair), std::move(special));
 }
 
 }  // namespace
@@ -107,47 +128,16 @@ Encoding TemplateProcessing::process(Encoding first,
   return out;
 }
 
-BertProcessing::BertProcessing(SpecialTokenId sep, SpecialTokenId cls)
-    : sep_(std::move(sep)), cls_(std::move(cls)) {}
-
-Encoding BertProcessing::process(Encoding first, std::optional<Encoding> second,
-                                 bool add_special_tokens) const {
-  if (!add_special_tokens)
-    return merge_plain(std::move(first), second, 1);
-  Encoding out;
-  push_special(out, cls_, 0);
-  set_type_ids(first, 0);
-  out.append(first);
-  push_special(out, sep_, 0);
-  if (second) {
-    set_type_ids(*second, 1);
-    out.append(*second);
-    push_special(out, sep_, 1);
-  }
-  return out;
+std::unique_ptr<PostProcessor> bert_processing(const SpecialTokenId& sep,
+                                               const SpecialTokenId& cls) {
+  return cls_sep_template(sep, cls, /*double_separator=*/false,
+                          /*second_type_id=*/1);
 }
 
-RobertaProcessing::RobertaProcessing(SpecialTokenId sep, SpecialTokenId cls)
-    : sep_(std::move(sep)), cls_(std::move(cls)) {}
-
-Encoding RobertaProcessing::process(Encoding first,
-                                    std::optional<Encoding> second,
-                                    bool add_special_tokens) const {
-  // RoBERTa has no segment embeddings worth using: every type id is 0.
-  if (!add_special_tokens)
-    return merge_plain(std::move(first), second, 0);
-  Encoding out;
-  push_special(out, cls_, 0);
-  set_type_ids(first, 0);
-  out.append(first);
-  push_special(out, sep_, 0);
-  if (second) {
-    push_special(out, sep_, 0);
-    set_type_ids(*second, 0);
-    out.append(*second);
-    push_special(out, sep_, 0);
-  }
-  return out;
+std::unique_ptr<PostProcessor> roberta_processing(const SpecialTokenId& sep,
+                                                  const SpecialTokenId& cls) {
+  return cls_sep_template(sep, cls, /*double_separator=*/true,
+                          /*second_type_id=*/0);
 }
 
 namespace {
@@ -237,14 +227,12 @@ std::unique_ptr<PostProcessor> post_processor_from_json(
         std::move(special));
   }
   if (type == "BertProcessing") {
-    return std::make_unique<BertProcessing>(
-        special_pair_from_json(j, "sep", where),
-        special_pair_from_json(j, "cls", where));
+    return bert_processing(special_pair_from_json(j, "sep", where),
+                           special_pair_from_json(j, "cls", where));
   }
   if (type == "RobertaProcessing") {
-    return std::make_unique<RobertaProcessing>(
-        special_pair_from_json(j, "sep", where),
-        special_pair_from_json(j, "cls", where));
+    return roberta_processing(special_pair_from_json(j, "sep", where),
+                              special_pair_from_json(j, "cls", where));
   }
   throw std::runtime_error(
       error_message(where,

@@ -80,33 +80,16 @@ struct SpecialTokenId {
   int64_t id = 0;
 };
 
-/// HF `BertProcessing`: "[CLS] A [SEP]" and "[CLS] A [SEP] B [SEP]" with
-/// type ids 0 for the first part and 1 for B and its [SEP].
-class BertProcessing : public PostProcessor {
- public:
-  /// A processor with the given separator and classifier tokens.
-  BertProcessing(SpecialTokenId sep, SpecialTokenId cls);
-  size_t added_tokens(bool is_pair) const override { return is_pair ? 3 : 2; }
-  Encoding process(Encoding first, std::optional<Encoding> second,
-                   bool add_special_tokens) const override;
+/// HF `BertProcessing` as the template it is: "[CLS]:0 $A:0 [SEP]:0" and
+/// "[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1".
+std::unique_ptr<PostProcessor> bert_processing(const SpecialTokenId& sep,
+                                               const SpecialTokenId& cls);
 
- private:
-  SpecialTokenId sep_, cls_;
-};
-
-/// HF `RobertaProcessing`: "<s> A </s>" and "<s> A </s> </s> B </s>", all
-/// type ids 0 (offset trimming does not change ids, so it is not modelled).
-class RobertaProcessing : public PostProcessor {
- public:
-  /// A processor with the given separator and classifier tokens.
-  RobertaProcessing(SpecialTokenId sep, SpecialTokenId cls);
-  size_t added_tokens(bool is_pair) const override { return is_pair ? 4 : 2; }
-  Encoding process(Encoding first, std::optional<Encoding> second,
-                   bool add_special_tokens) const override;
-
- private:
-  SpecialTokenId sep_, cls_;
-};
+/// HF `RobertaProcessing` as the template it is: "<s> $A </s>" and
+/// "<s> $A </s> </s> $B </s>", all type ids 0 (offset trimming does not
+/// change ids, so it is not modelled).
+std::unique_ptr<PostProcessor> roberta_processing(const SpecialTokenId& sep,
+                                                  const SpecialTokenId& cls);
 
 /// Builds the post-processor that a tokenizer.json "post_processor" value
 /// describes; null gives nullptr. Throws std::runtime_error naming `where`

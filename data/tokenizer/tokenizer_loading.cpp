@@ -188,28 +188,7 @@ Tokenizer Tokenizer::from_vocab_file(const fs::path& vocab_txt,
 
   const int64_t cls = *t.token_to_id(o.cls_token);
   const int64_t sep = *t.token_to_id(o.sep_token);
-  auto piece = [](bool seq, int which, const std::string& name, int64_t type) {
-    TemplatePiece p;
-    p.is_sequence = seq;
-    p.sequence = which;
-    p.special = name;
-    p.type_id = type;
-    return p;
-  };
-  std::map<std::string, TemplateSpecialToken> special;
-  special[o.cls_token] =
-      TemplateSpecialToken{o.cls_token, {cls}, {o.cls_token}};
-  special[o.sep_token] =
-      TemplateSpecialToken{o.sep_token, {sep}, {o.sep_token}};
-  t.post_processor_ = std::make_unique<TemplateProcessing>(
-      std::vector<TemplatePiece>{piece(false, 0, o.cls_token, 0),
-                                 piece(true, 0, "", 0),
-                                 piece(false, 0, o.sep_token, 0)},
-      std::vector<TemplatePiece>{
-          piece(false, 0, o.cls_token, 0), piece(true, 0, "", 0),
-          piece(false, 0, o.sep_token, 0), piece(true, 1, "", 1),
-          piece(false, 0, o.sep_token, 1)},
-      std::move(special));
+  t.post_processor_ = bert_processing({o.sep_token, sep}, {o.cls_token, cls});
   t.pad_ = PadToken{*t.token_to_id(o.pad_token), 0, o.pad_token};
   t.model_max_length_ = o.model_max_length;
   return t;

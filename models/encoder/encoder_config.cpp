@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <stdexcept>
+#include <utility>
 
 #include "common/error.h"
 
@@ -32,6 +33,26 @@ void read_field(const json& j, const char* key, T& out,
         it->dump()));
   }
 }
+
+// The plain numeric fields, under their config.json names: read and written
+// by one table so the two directions cannot drift apart.
+constexpr std::pair<const char*, int64_t EncoderConfig::*> kIntFields[] = {
+    {"vocab_size", &EncoderConfig::vocab_size},
+    {"hidden_size", &EncoderConfig::hidden_size},
+    {"num_hidden_layers", &EncoderConfig::num_hidden_layers},
+    {"num_attention_heads", &EncoderConfig::num_attention_heads},
+    {"intermediate_size", &EncoderConfig::intermediate_size},
+    {"max_position_embeddings", &EncoderConfig::max_position_embeddings},
+    {"type_vocab_size", &EncoderConfig::type_vocab_size},
+    {"pad_token_id", &EncoderConfig::pad_token_id},
+};
+constexpr std::pair<const char*, double EncoderConfig::*> kDoubleFields[] = {
+    {"hidden_dropout_prob", &EncoderConfig::hidden_dropout_prob},
+    {"attention_probs_dropout_prob",
+     &EncoderConfig::attention_probs_dropout_prob},
+    {"layer_norm_eps", &EncoderConfig::layer_norm_eps},
+    {"initializer_range", &EncoderConfig::initializer_range},
+};
 
 void check_positive(int64_t v, const char* key, const std::string& source) {
   if (v <= 0) {
@@ -107,25 +128,16 @@ EncoderConfig EncoderConfig::from_json(const json& j,
         "BERT-family encoders are supported; MiniLM checkpoints are \"bert\""));
   }
   read_field(j, "architectures", c.architectures, source);
-  read_field(j, "vocab_size", c.vocab_size, source);
-  read_field(j, "hidden_size", c.hidden_size, source);
-  read_field(j, "num_hidden_layers", c.num_hidden_layers, source);
-  read_field(j, "num_attention_heads", c.num_attention_heads, source);
-  read_field(j, "intermediate_size", c.intermediate_size, source);
-  std::string act = "gelu";
-  read_field(j, "hidden_act", act, source);
-  c.hidden_act = parse_activation(act);
-  read_field(j, "hidden_dropout_prob", c.hidden_dropout_prob, source);
-  read_field(j, "attention_probs_dropout_prob", c.attention_probs_dropout_prob,
-             source);
-  read_field(j, "max_position_embeddings", c.max_position_embeddings, source);
-  read_field(j, "type_vocab_size", c.type_vocab_size, source);
-  read_field(j, "layer_norm_eps", c.layer_norm_eps, source);
-  read_field(j, "initializer_range", c.initializer_range, source);
   // RoBERTa's <pad> is id 1; transformers' RobertaConfig defaults to it.
   if (c.family == EncoderFamily::kRoberta)
     c.pad_token_id = 1;
-  read_field(j, "pad_token_id", c.pad_token_id, source);
+  for (const auto& [key, member] : kIntFields)
+    read_field(j, key, c.*member, source);
+  for (const auto& [key, member] : kDoubleFields)
+    read_field(j, key, c.*member, source);
+  std::string act = "gelu";
+  read_field(j, "hidden_act", act, source);
+  c.hidden_act = parse_activation(act);
   bool is_decoder = false;
   read_field(j, "is_decoder", is_decoder, source);
   if (is_decoder) {
@@ -229,19 +241,11 @@ json EncoderConfig::to_json() const {
   json j;
   j["model_type"] = model_type;
   j["architectures"] = architectures;
-  j["vocab_size"] = vocab_size;
-  j["hidden_size"] = hidden_size;
-  j["num_hidden_layers"] = num_hidden_layers;
-  j["num_attention_heads"] = num_attention_heads;
-  j["intermediate_size"] = intermediate_size;
+  for (const auto& [key, member] : kIntFields)
+    j[key] = this->*member;
+  for (const auto& [key, member] : kDoubleFields)
+    j[key] = this->*member;
   j["hidden_act"] = activation_name(hidden_act);
-  j["hidden_dropout_prob"] = hidden_dropout_prob;
-  j["attention_probs_dropout_prob"] = attention_probs_dropout_prob;
-  j["max_position_embeddings"] = max_position_embeddings;
-  j["type_vocab_size"] = type_vocab_size;
-  j["layer_norm_eps"] = layer_norm_eps;
-  j["initializer_range"] = initializer_range;
-  j["pad_token_id"] = pad_token_id;
   j["position_embedding_type"] = "absolute";
   if (classifier_dropout)
     j["classifier_dropout"] = *classifier_dropout;

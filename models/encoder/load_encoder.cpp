@@ -99,10 +99,6 @@ LoadedEncoder load_encoder(const fs::path& dir,
     loaded.encoder = EncoderModel(config, pooler);
   }
   torch::nn::Module& module = loaded.module();
-  // Fresh weights first, so whatever the checkpoint lacks (a new head) starts
-  // from transformers' initialisation rather than LibTorch's.
-  init_encoder_weights(module, config);
-
   LoadOptions load_options;
   // Buffers transformers keeps out of its state dict; old checkpoints still
   // carry them.
@@ -110,6 +106,10 @@ LoadedEncoder load_encoder(const fs::path& dir,
                                     R"((^|\.)embeddings\.token_type_ids$)"};
   const LoadReport report = load_state_dict(module, sd, load_options);
   loaded.missing_keys = report.missing;
+  // Whatever the checkpoint lacks (a new head) starts from transformers'
+  // initialisation rather than LibTorch's; loaded weights are not touched.
+  if (!report.missing.empty())
+    init_encoder_weights(module, config, report.missing);
   loaded.unexpected_keys = report.unexpected;
 
   if (options.strict) {

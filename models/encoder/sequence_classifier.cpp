@@ -5,6 +5,7 @@
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/normalization.h>
 
+#include <set>
 #include <stdexcept>
 
 #include "common/error.h"
@@ -97,23 +98,56 @@ at::Tensor cls_pool(const at::Tensor& hidden) {
   return hidden.select(1, 0);
 }
 
-void init_encoder_weights(torch::nn::Module& module, const EncoderConfig& c) {
+namespace {
+
+// transformers' _init_weights for BERT, one parameter of `owner` at a time:
+// linear and embedding weights ~ N(0, initializer_range) (the padding row
+// zero), biases zero, LayerNorm weight one and bias zero.
+void init_parameter(torch::nn::Module& owner, const std::string& name,
+                    at::Tensor& p, const EncoderConfig& c) {
+  if (owner.as<LinearImpl>() != nullptr) {
+    if (name == "weight")
+      torch::nn::init::normal_(p, 0.0, c.initializer_range);
+    else
+      torch::nn::init::zeros_(p);
+  } else if (auto* emb = owner.as<torch::nn::EmbeddingImpl>()) {
+    torch::nn::init::normal_(p, 0.0, c.initializer_range);
+    if (emb->options.padding_idx())
+      p[*emb->options.padding_idx()].zero_();
+  } else if (owner.as<torch::nn::LayerNormImpl>() != nullptr) {
+    if (name == "weight")
+      torch::nn::init::ones_(p);
+    else
+      torch::nn::init::zeros_(p);
+  }
+}
+
+// Initialises the parameters whose full names `select` accepts.
+template <typename Select>
+void init_selected(torch::nn::Module& module, const EncoderConfig& c,
+                   const Select& select) {
   torch::NoGradGuard no_grad;
-  for (const auto& child : module.modules(/*include_self=*/true)) {
-    if (auto* linear = child->as<LinearImpl>()) {
-      torch::nn::init::normal_(linear->weight, 0.0, c.initializer_range);
-      if (linear->bias.defined())
-        torch::nn::init::zeros_(linear->bias);
-    } else if (auto* emb = child->as<torch::nn::EmbeddingImpl>()) {
-      torch::nn::init::normal_(emb->weight, 0.0, c.initializer_range);
-      if (emb->options.padding_idx()) {
-        emb->weight[*emb->options.padding_idx()].zero_();
-      }
-    } else if (auto* ln = child->as<torch::nn::LayerNormImpl>()) {
-      torch::nn::init::ones_(ln->weight);
-      torch::nn::init::zeros_(ln->bias);
+  for (const auto& item : module.named_modules("", /*include_self=*/true)) {
+    for (auto& p : item.value()->named_parameters(/*recurse=*/false)) {
+      const std::string full =
+          item.key().empty() ? p.key() : item.key() + "." + p.key();
+      if (select(full))
+        init_parameter(*item.value(), p.key(), p.value(), c);
     }
   }
+}
+
+}  // namespace
+
+void init_encoder_weights(torch::nn::Module& module, const EncoderConfig& c) {
+  init_selected(module, c, [](const std::string&) { return true; });
+}
+
+void init_encoder_weights(torch::nn::Module& module, const EncoderConfig& c,
+                          const std::vector<std::string>& names) {
+  const std::set<std::string> wanted(names.begin(), names.end());
+  init_selected(module, c,
+                [&](const std::string& n) { return wanted.count(n) > 0; });
 }
 
 }  // namespace peftcpp::models

@@ -11,6 +11,9 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <string>
+#include <vector>
+
 #include "models/encoder/encoder_model.h"
 
 namespace peftcpp::models {
@@ -69,5 +72,12 @@ at::Tensor cls_pool(const at::Tensor& hidden);
 /// heads a base checkpoint does not carry.
 void init_encoder_weights(torch::nn::Module& module,
                           const EncoderConfig& config);
+
+/// The same, for the named parameters only (names as module.named_parameters()
+/// gives them, e.g. "classifier.weight"): what a loader uses for the weights a
+/// checkpoint lacks.
+void init_encoder_weights(torch::nn::Module& module,
+                          const EncoderConfig& config,
+                          const std::vector<std::string>& names);
 
 }  // namespace peftcpp::models

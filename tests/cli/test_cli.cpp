@@ -66,6 +66,17 @@ std::string read_text(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// Rewrites a model folder's config.json with the first `from` replaced by
+// `to` (the test fails if `from` is not there).
+void edit_config(const fs::path& model, const std::string& from,
+                 const std::string& to) {
+  std::string cfg = read_text(model / "config.json");
+  const auto at = cfg.find(from);
+  REQUIRE(at != std::string::npos);
+  cfg.replace(at, from.size(), to);
+  write_text(model / "config.json", cfg);
+}
+
 // One {"input_ids": [...]} line per row of the fixture's padded batch.
 std::string ids_jsonl(const StateDict& io) {
   const at::Tensor ids = io.at("input_ids");
@@ -282,12 +293,7 @@ TEST_CASE("A dtype mismatch (integer weights for a float parameter) is named",
 TEST_CASE("An unsupported architecture is refused by name", "[cli][errors]") {
   const peftcpp::testing::ScratchDir dir("cli-err-arch");
   const fs::path model = copy_model("bert_seqcls", dir.path());
-  std::string cfg = read_text(model / "config.json");
-  const auto at = cfg.find("\"model_type\": \"bert\"");
-  REQUIRE(at != std::string::npos);
-  cfg.replace(at, std::string("\"model_type\": \"bert\"").size(),
-              "\"model_type\": \"t5\"");
-  write_text(model / "config.json", cfg);
+  edit_config(model, "\"model_type\": \"bert\"", "\"model_type\": \"t5\"");
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2, 3]}\n");
   check_predict_fails(
       model, dir,
@@ -376,12 +382,7 @@ TEST_CASE(
   // A RoBERTa classifier's weights under a BERT config: every encoder key
   // lands under the wrong prefix.
   const fs::path model = copy_model("roberta_seqcls", dir.path());
-  std::string cfg = read_text(model / "config.json");
-  const auto at = cfg.find("\"model_type\": \"roberta\"");
-  REQUIRE(at != std::string::npos);
-  cfg.replace(at, std::string("\"model_type\": \"roberta\"").size(),
-              "\"model_type\": \"bert\"");
-  write_text(model / "config.json", cfg);
+  edit_config(model, "\"model_type\": \"roberta\"", "\"model_type\": \"bert\"");
   write_text(dir / "in.jsonl", "{\"input_ids\": [3, 4, 5]}\n");
   check_predict_fails(
       model, dir,
@@ -429,12 +430,10 @@ TEST_CASE("Malformed config fields are named with the file", "[cli][errors]") {
   const fs::path model = copy_model("bert_seqcls", dir.path());
   const std::string original = read_text(model / "config.json");
   write_text(dir / "in.jsonl", "{\"input_ids\": [1, 2]}\n");
+  // Each edit starts from the original config.
   const auto with = [&](const std::string& from, const std::string& to) {
-    std::string cfg = original;
-    const auto at = cfg.find(from);
-    REQUIRE(at != std::string::npos);
-    cfg.replace(at, from.size(), to);
-    write_text(model / "config.json", cfg);
+    write_text(model / "config.json", original);
+    edit_config(model, from, to);
   };
   with("\"0\": \"LABEL_0\"", "\"zero\": \"LABEL_0\"");
   check_predict_fails(

@@ -22,14 +22,11 @@ using namespace peftcpp::models;
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 
+using peftcpp::testing::checkpoint_fixture;
 using peftcpp::testing::read_bytes;
 using peftcpp::testing::runtime_error_of;
 
 namespace {
-
-fs::path fixture(const std::string& name) {
-  return peftcpp::testing::checkpoint_fixture(name);
-}
 
 // Mirrors SHAPES and pattern() of make_checkpoint.py: value i of each
 // dtype's tensor (row-major index).
@@ -135,7 +132,8 @@ std::pair<int, std::string> run_python_check(const std::string& args) {
 
 TEST_CASE("Every dtype written by Python safetensors reads back exactly",
           "[checkpoint]") {
-  const auto file = SafetensorsFile::open(fixture("dtypes.safetensors"));
+  const auto file =
+      SafetensorsFile::open(checkpoint_fixture("dtypes.safetensors"));
   REQUIRE(file->size() == kShapes.size());
   CHECK(file->metadata().empty());
   // File order: descending alignment, as the Python library lays data out.
@@ -154,7 +152,8 @@ TEST_CASE("Every dtype written by Python safetensors reads back exactly",
 
 TEST_CASE("Zero-size and scalar tensors and metadata read back as written",
           "[checkpoint]") {
-  const auto file = SafetensorsFile::open(fixture("special.safetensors"));
+  const auto file =
+      SafetensorsFile::open(checkpoint_fixture("special.safetensors"));
   CHECK(file->metadata() ==
         std::map<std::string, std::string>{
             {"format", "pt"}, {"note", "h\xc3\xa9llo \"quoted\""}});
@@ -170,21 +169,22 @@ TEST_CASE("Zero-size and scalar tensors and metadata read back as written",
 
 TEST_CASE("Aligned tensors are zero-copy views that outlive the file handle",
           "[checkpoint]") {
-  auto file = SafetensorsFile::open(fixture("dtypes.safetensors"));
+  auto file = SafetensorsFile::open(checkpoint_fixture("dtypes.safetensors"));
   at::Tensor a = file->tensor("F32");
   CHECK(a.data_ptr() == file->tensor("F32").data_ptr());  // no copy
   file.reset();  // the tensor keeps the mapping alive
   check_pattern(a, "F32", {2, 3});
   // The mapping is private: writing works and never reaches the file.
   a.add_(1);
-  check_pattern(
-      SafetensorsFile::open(fixture("dtypes.safetensors"))->tensor("F32"),
-      "F32", {2, 3});
+  check_pattern(SafetensorsFile::open(checkpoint_fixture("dtypes.safetensors"))
+                    ->tensor("F32"),
+                "F32", {2, 3});
 }
 
 TEST_CASE("Misaligned tensor data is copied and reads correctly",
           "[checkpoint]") {
-  const auto file = SafetensorsFile::open(fixture("misaligned.safetensors"));
+  const auto file =
+      SafetensorsFile::open(checkpoint_fixture("misaligned.safetensors"));
   const at::Tensor f = file->tensor("f");
   CHECK(reinterpret_cast<uintptr_t>(f.data_ptr()) % 4 == 0);
   CHECK(f.data_ptr() != file->tensor("f").data_ptr());  // a fresh copy
@@ -195,7 +195,8 @@ TEST_CASE("Misaligned tensor data is copied and reads correctly",
 
 TEST_CASE("An unknown tensor name throws out_of_range listing names",
           "[checkpoint]") {
-  const auto file = SafetensorsFile::open(fixture("dtypes.safetensors"));
+  const auto file =
+      SafetensorsFile::open(checkpoint_fixture("dtypes.safetensors"));
   CHECK_FALSE(file->contains("nope"));
   try {
     file->tensor("nope");
@@ -232,7 +233,7 @@ TEST_CASE("Corrupt safetensors files fail at open naming file and problem",
   };
   for (const auto& c : cases) {
     const fs::path path =
-        fixture("corrupt") / (std::string(c.file) + ".safetensors");
+        checkpoint_fixture("corrupt") / (std::string(c.file) + ".safetensors");
     INFO(path.string());
     const std::string msg =
         runtime_error_of([&] { SafetensorsFile::open(path); });
@@ -241,8 +242,9 @@ TEST_CASE("Corrupt safetensors files fail at open naming file and problem",
       CHECK_THAT(msg, Contains(text));
     }
   }
-  const std::string missing = runtime_error_of(
-      [&] { SafetensorsFile::open(fixture("no_such.safetensors")); });
+  const std::string missing = runtime_error_of([&] {
+    SafetensorsFile::open(checkpoint_fixture("no_such.safetensors"));
+  });
   CHECK_THAT(missing, Contains("no_such.safetensors"));
   CHECK_THAT(missing, Contains("No such file"));
 }
@@ -260,7 +262,7 @@ TEST_CASE("save_safetensors writes the same bytes as the Python library",
   save_safetensors(out, tensors, {{"format", "pt"}});
   const std::string ours = read_bytes(out);
   const std::string theirs =
-      read_bytes(fixture("dtypes_format_pt.safetensors"));
+      read_bytes(checkpoint_fixture("dtypes_format_pt.safetensors"));
   CHECK(ours.size() == theirs.size());
   CHECK(ours == theirs);
 }
@@ -337,17 +339,18 @@ TEST_CASE(
     "Sharded safetensors load through the index and a missing shard "
     "is named",
     "[checkpoint]") {
-  const StateDict sd = load_checkpoint(fixture("sharded"));
+  const StateDict sd = load_checkpoint(checkpoint_fixture("sharded"));
   REQUIRE(sd.size() == 3);
   CHECK(torch::equal(sd.at("a.weight"),
                      torch::arange(6, torch::kFloat).reshape({2, 3})));
   CHECK(torch::equal(sd.at("b.weight"), torch::arange(4, torch::kLong)));
   // The index file itself works as the path too.
-  CHECK(load_checkpoint(fixture("sharded") / "model.safetensors.index.json")
+  CHECK(load_checkpoint(checkpoint_fixture("sharded") /
+                        "model.safetensors.index.json")
             .size() == 3);
 
   const std::string msg = runtime_error_of(
-      [&] { load_checkpoint(fixture("sharded_missing_shard")); });
+      [&] { load_checkpoint(checkpoint_fixture("sharded_missing_shard")); });
   CHECK_THAT(msg, Contains("model.safetensors.index.json"));
   CHECK_THAT(msg, Contains("shard 'model-00002-of-00002.safetensors'"));
   CHECK_THAT(msg, Contains("'b.weight'"));
@@ -413,7 +416,8 @@ TEST_CASE(
   Tiny model;
   // legacy_names.safetensors: embeddings.LayerNorm.gamma (2.0) / .beta
   // (-1.0), dense.weight (ones), written by Python.
-  StateDict sd = load_checkpoint(fixture("legacy_names.safetensors"));
+  StateDict sd =
+      load_checkpoint(checkpoint_fixture("legacy_names.safetensors"));
   sd["dense.weight"] = sd["dense.weight"].to(at::kDouble);  // converted
   sd["cls.predictions.bias"] = torch::zeros({3});           // unexpected
   const LoadReport report = load_state_dict(*model, sd);
@@ -510,8 +514,8 @@ TEST_CASE("save_state_dict writes HF names and format pt that load back",
 TEST_CASE("transformers loads a BERT checkpoint re-written from C++",
           "[checkpoint]") {
   const peftcpp::testing::ScratchDir tmp("ckpt");
-  const fs::path ref = fixture("bert/safetensors");
-  const StateDict sd = load_checkpoint(fixture("bert/bin"));
+  const fs::path ref = checkpoint_fixture("bert/safetensors");
+  const StateDict sd = load_checkpoint(checkpoint_fixture("bert/bin"));
   std::vector<std::pair<std::string, at::Tensor>> tensors(sd.begin(), sd.end());
   save_safetensors(tmp.path() / "model.safetensors", tensors,
                    {{"format", "pt"}});

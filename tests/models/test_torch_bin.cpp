@@ -14,14 +14,9 @@
 using namespace peftcpp::models;
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
+using peftcpp::testing::checkpoint_fixture;
 using peftcpp::testing::read_bytes;
 using peftcpp::testing::runtime_error_of;
-
-namespace {
-fs::path fixture(const std::string& name) {
-  return peftcpp::testing::checkpoint_fixture(name);
-}
-}  // namespace
 
 namespace {
 void check_same(const StateDict& a, const StateDict& b) {
@@ -39,23 +34,25 @@ TEST_CASE("A torch.save'd OrderedDict state dict equals model.safetensors",
           "[checkpoint]") {
   // torch::pickle_load fails on this file (OrderedDict -> None); ours must
   // not.
-  const StateDict safe = load_checkpoint(fixture("bert/safetensors"));
-  const StateDict bin = load_checkpoint(fixture("bert/bin"));
+  const StateDict safe =
+      load_checkpoint(checkpoint_fixture("bert/safetensors"));
+  const StateDict bin = load_checkpoint(checkpoint_fixture("bert/bin"));
   CHECK(safe.size() > 30);
   CHECK(safe.count("embeddings.LayerNorm.weight"));
   check_same(safe, bin);
-  check_same(bin, load_torch_bin(fixture("bert/bin/pytorch_model.bin")));
+  check_same(bin,
+             load_torch_bin(checkpoint_fixture("bert/bin/pytorch_model.bin")));
 }
 
 TEST_CASE("Sharded pytorch_model.bin checkpoints load through their index",
           "[checkpoint]") {
-  check_same(load_checkpoint(fixture("bert/safetensors")),
-             load_checkpoint(fixture("bert/bin_sharded")));
+  check_same(load_checkpoint(checkpoint_fixture("bert/safetensors")),
+             load_checkpoint(checkpoint_fixture("bert/bin_sharded")));
 }
 
 TEST_CASE("Tensors sharing a storage keep their values and their sharing",
           "[checkpoint]") {
-  const auto sd = load_torch_bin(fixture("shared_storage.bin"));
+  const auto sd = load_torch_bin(checkpoint_fixture("shared_storage.bin"));
   const at::Tensor base = torch::arange(12, torch::kFloat).reshape({3, 4});
   CHECK(torch::equal(sd.at("tied_a"), base));
   CHECK(torch::equal(sd.at("tied_b"), base));
@@ -72,7 +69,7 @@ TEST_CASE(
     "A torch.save file whose tensor reaches past its storage is refused, "
     "not read from uninitialised memory",
     "[checkpoint]") {
-  const fs::path bad = fixture("corrupt/view_outside_storage.bin");
+  const fs::path bad = checkpoint_fixture("corrupt/view_outside_storage.bin");
   const std::string msg = runtime_error_of([&] { load_torch_bin(bad); });
   CHECK_THAT(msg, Contains(bad.string()));
   CHECK_THAT(msg,
@@ -82,7 +79,7 @@ TEST_CASE(
 
 TEST_CASE("Legacy and damaged torch.save files fail with the file and a hint",
           "[checkpoint]") {
-  const fs::path legacy = fixture("legacy_format.bin");
+  const fs::path legacy = checkpoint_fixture("legacy_format.bin");
   std::string msg = runtime_error_of([&] { load_torch_bin(legacy); });
   CHECK_THAT(msg, Contains(legacy.string()));
   CHECK_THAT(msg, Contains("legacy pre-1.6"));
@@ -90,7 +87,8 @@ TEST_CASE("Legacy and damaged torch.save files fail with the file and a hint",
   CHECK_THAT(msg, Contains("safetensors"));
 
   const peftcpp::testing::ScratchDir tmp("ckpt");
-  const std::string whole = read_bytes(fixture("bert/bin/pytorch_model.bin"));
+  const std::string whole =
+      read_bytes(checkpoint_fixture("bert/bin/pytorch_model.bin"));
   const fs::path cut = tmp.path() / "pytorch_model.bin";
   std::ofstream(cut, std::ios::binary) << whole.substr(0, whole.size() / 2);
   msg = runtime_error_of([&] { load_checkpoint(tmp.path()); });
