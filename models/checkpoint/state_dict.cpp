@@ -213,23 +213,32 @@ std::string LoadReport::summary() const {
   return s;
 }
 
+namespace {
+// A module's parameters, then its buffers, under their full names: what a
+// state dict holds.
+std::vector<std::pair<std::string, at::Tensor>> named_tensors(
+    const torch::nn::Module& module) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& p : module.named_parameters(/*recurse=*/true)) {
+    if (p.value().defined())
+      out.emplace_back(p.key(), p.value());
+  }
+  for (const auto& b : module.named_buffers(/*recurse=*/true)) {
+    if (b.value().defined())
+      out.emplace_back(b.key(), b.value());
+  }
+  return out;
+}
+}  // namespace
+
 LoadReport load_state_dict(torch::nn::Module& module, const StateDict& sd,
                            const LoadOptions& options) {
   const auto ignore_unexpected =
       compile(options.ignore_unexpected, "ignore_unexpected");
   const auto ignore_missing = compile(options.ignore_missing, "ignore_missing");
 
-  std::map<std::string, at::Tensor> targets;
-  for (const auto& p : module.named_parameters(/*recurse=*/true)) {
-    if (p.value().defined()) {
-      targets.emplace(p.key(), p.value());
-    }
-  }
-  for (const auto& b : module.named_buffers(/*recurse=*/true)) {
-    if (b.value().defined()) {
-      targets.emplace(b.key(), b.value());
-    }
-  }
+  const auto named = named_tensors(module);
+  std::map<std::string, at::Tensor> targets(named.begin(), named.end());
 
   // Pass 1: match names and check shapes; nothing is written yet.
   LoadReport report;
@@ -325,17 +334,8 @@ LoadReport load_state_dict(torch::nn::Module& module, const StateDict& sd,
 
 void save_state_dict(const torch::nn::Module& module, const fs::path& path,
                      const std::map<std::string, std::string>& metadata) {
-  std::vector<std::pair<std::string, at::Tensor>> tensors;
-  for (const auto& p : module.named_parameters(/*recurse=*/true)) {
-    if (p.value().defined()) {
-      tensors.emplace_back(p.key(), p.value());
-    }
-  }
-  for (const auto& b : module.named_buffers(/*recurse=*/true)) {
-    if (b.value().defined()) {
-      tensors.emplace_back(b.key(), b.value());
-    }
-  }
+  std::vector<std::pair<std::string, at::Tensor>> tensors =
+      named_tensors(module);
   std::map<std::string, std::string> meta = metadata;
   meta.emplace("format", "pt");  // kept if the caller set it
   save_safetensors(path, tensors, meta);
