@@ -44,7 +44,7 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
     return at::linear(x, weight, bias);
   at::Tensor h = x;
   for (auto& [name, hook] : hooks_)
-    h = hook->transform_input(h);
+    h = hook->transform_input(*this, h);
   at::Tensor y = at::linear(h, weight, bias);
   for (auto& [name, hook] : hooks_)
     y = hook->transform_output(*this, x, y);
@@ -59,7 +59,6 @@ void LinearImpl::attach_hook(const std::string& name,
         error_message("Linear::attach_hook", "a new hook name",
                       "\"" + name + "\"", "detach the existing hook first"));
   }
-  register_module(name, hook);
   hooks_.emplace_back(name, std::move(hook));
 }
 
@@ -76,7 +75,6 @@ std::shared_ptr<LinearHook> LinearImpl::detach_hook(const std::string& name) {
   }
   auto hook = it->second;
   hooks_.erase(it);
-  unregister_module(name);
   return hook;
 }
 

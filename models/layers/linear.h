@@ -25,11 +25,23 @@ class LinearImpl;
 /// attach order before the base matmul; output transforms run in attach
 /// order after it, each seeing the original input as well.
 ///   y = post_n(... post_1(x, W pre_n(... pre_1(x)) + b))
-class LinearHook : public torch::nn::Module {
+///
+/// A hook is not itself a module: it registers the modules that hold its
+/// parameters on the layer (LinearImpl::register_module), under the names
+/// Hugging Face PEFT uses, so a LoRA adapter "default" on
+/// ...attention.self.query has the parameter
+/// ...attention.self.query.lora_A.default.weight, as in PEFT. Hooks read the
+/// layer's training flag (dropout) from the layer they are given.
+class LinearHook {
  public:
+  virtual ~LinearHook() = default;
+
   /// Transforms the input before the base matmul ((IA)^3 on feed-forward
   /// layers scales the input). Default: unchanged.
-  virtual at::Tensor transform_input(const at::Tensor& x) { return x; }
+  virtual at::Tensor transform_input(const LinearImpl& layer,
+                                     const at::Tensor& x) {
+    return x;
+  }
 
   /// Transforms the output of the base matmul, given the layer (for its
   /// weight, e.g. DoRA) and the layer's original input `x` (e.g. LoRA adds
@@ -54,12 +66,13 @@ class LinearImpl : public torch::nn::Module {
   /// The projection alone, without any hook.
   at::Tensor forward_base(const at::Tensor& x) const;
 
-  /// Attaches `hook` under `name` (registered as a child module, so its
-  /// parameters appear as "<layer>.<name>.<param>"). Throws
-  /// std::invalid_argument if a hook of that name is attached already.
+  /// Attaches `hook` under `name` (its key in hooks(); the hook registers
+  /// its own parameter modules). Throws std::invalid_argument if a hook of
+  /// that name is attached already.
   void attach_hook(const std::string& name, std::shared_ptr<LinearHook> hook);
 
-  /// Detaches the hook `name`; throws std::out_of_range if there is none.
+  /// Detaches the hook `name` (the modules it registered stay until it
+  /// unregisters them); throws std::out_of_range if there is none.
   std::shared_ptr<LinearHook> detach_hook(const std::string& name);
 
   /// The attached hooks in the order they run.

@@ -1,0 +1,246 @@
+#include "peft/ia3.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <map>
+#include <stdexcept>
+
+#include "common/error.h"
+#include "models/layers/linear.h"
+#include "peft/hook_containers.h"
+#include "peft/target_selection.h"
+
+namespace peftcpp::peft {
+namespace {
+
+constexpr const char* kContainer = "ia3_l";
+
+class Ia3Hook final : public models::LinearHook {
+ public:
+  Ia3Hook(models::LinearImpl& layer, std::string name, bool feedforward,
+          bool init_ones)
+      : layer_(layer), name_(std::move(name)), feedforward_(feedforward) {
+    const auto options = layer.weight.options();
+    // [1, in] scales the input, [out, 1] the output (PEFT's shapes).
+    const std::vector<int64_t> shape =
+        feedforward ? std::vector<int64_t>{1, layer.in_features()}
+                    : std::vector<int64_t>{layer.out_features(), 1};
+    at::Tensor value = init_ones ? at::ones(shape, options)
+                                 : at::randn(shape, options);
+    scale_ = add_parameter_to_container(layer, kContainer, name_,
+                                        value.set_requires_grad(true));
+  }
+
+  at::Tensor transform_input(const models::LinearImpl& /*layer*/,
+                             const at::Tensor& x) override {
+    if (!feedforward_ || !enabled_ || merged_)
+      return x;
+    return (x.to(scale_.scalar_type()) * scale_.flatten()).to(x.scalar_type());
+  }
+
+  at::Tensor transform_output(const models::LinearImpl& /*layer*/,
+                              const at::Tensor& /*x*/,
+                              const at::Tensor& y) override {
+    if (feedforward_ || !enabled_ || merged_)
+      return y;
+    return (y.to(scale_.scalar_type()) * scale_.flatten()).to(y.scalar_type());
+  }
+
+  void set_enabled(bool enabled) { enabled_ = enabled; }
+  bool merged() const { return merged_; }
+
+  // W * l (rows for output scaling, columns for input scaling); the bias
+  // scales with the output.
+  void merge(bool safe) {
+    if (merged_)
+      return;
+    at::NoGradGuard no_grad;
+    const at::Tensor weight = layer_.weight * scale_;
+    at::Tensor bias;
+    if (!feedforward_ && layer_.bias.defined())
+      bias = layer_.bias * scale_.reshape(layer_.bias.sizes());
+    if (safe && (!at::isfinite(weight).all().item<bool>() ||
+                 (bias.defined() && !at::isfinite(bias).all().item<bool>()))) {
+      throw std::runtime_error(error_message(
+          "merge_adapter", "finite merged weights",
+          "NaN or Inf for adapter \"" + name_ + "\"",
+          "the adapter seems to be broken; the base weights are unchanged"));
+    }
+    layer_.weight.copy_(weight);
+    if (bias.defined())
+      layer_.bias.copy_(bias);
+    merged_ = true;
+  }
+
+  void unmerge() {
+    if (!merged_)
+      return;
+    at::NoGradGuard no_grad;
+    layer_.weight.div_(scale_);
+    if (!feedforward_ && layer_.bias.defined())
+      layer_.bias.div_(scale_.reshape(layer_.bias.sizes()));
+    merged_ = false;
+  }
+
+  void remove() { remove_from_container(layer_, kContainer, name_); }
+  const at::Tensor& scale() const { return scale_; }
+
+ private:
+  models::LinearImpl& layer_;
+  std::string name_;
+  bool feedforward_;
+  at::Tensor scale_;
+  bool enabled_ = false;
+  bool merged_ = false;
+};
+
+struct Target {
+  std::string name;
+  std::shared_ptr<models::LinearImpl> layer;
+  std::shared_ptr<Ia3Hook> hook;
+};
+
+class Ia3Adapter final : public Adapter {
+ public:
+  explicit Ia3Adapter(std::string name) : Adapter(std::move(name)) {}
+  void add_target(Target t) { targets_.push_back(std::move(t)); }
+  std::string hook_key() const { return "ia3:" + name(); }
+
+  NamedTensors named_parameters() const override {
+    NamedTensors out;
+    for (const auto& t : targets_)
+      out.emplace_back(t.name + "." + kContainer + "." + name(),
+                       t.hook->scale());
+    return out;
+  }
+  void set_enabled(bool enabled) override {
+    for (auto& t : targets_)
+      t.hook->set_enabled(enabled);
+  }
+  void remove() override {
+    for (auto& t : targets_) {
+      t.layer->detach_hook(hook_key());
+      t.hook->remove();
+    }
+    targets_.clear();
+  }
+  bool mergeable() const override { return true; }
+  bool merged() const override {
+    return !targets_.empty() && targets_.front().hook->merged();
+  }
+  void merge(bool safe) override {
+    size_t done = 0;
+    try {
+      for (; done < targets_.size(); ++done)
+        targets_[done].hook->merge(safe);
+    } catch (...) {
+      for (size_t i = 0; i < done; ++i)
+        targets_[i].hook->unmerge();
+      throw;
+    }
+  }
+  void unmerge() override {
+    for (auto& t : targets_)
+      t.hook->unmerge();
+  }
+
+ private:
+  std::vector<Target> targets_;
+};
+
+const std::map<std::string, std::pair<std::vector<std::string>,
+                                      std::vector<std::string>>>&
+defaults() {
+  // model_type -> (targets, feed-forward modules), PEFT's
+  // TRANSFORMERS_MODELS_TO_IA3_{TARGET,FEEDFORWARD}_MODULES_MAPPING.
+  static const std::map<std::string, std::pair<std::vector<std::string>,
+                                               std::vector<std::string>>>
+      kDefaults = {
+          {"bert", {{"key", "value", "output.dense"}, {"output.dense"}}},
+          {"roberta", {{"key", "value", "output.dense"}, {"output.dense"}}},
+          {"gpt2", {{"c_attn", "mlp.c_proj"}, {"mlp.c_proj"}}},
+          {"llama", {{"k_proj", "v_proj", "down_proj"}, {"down_proj"}}},
+          {"mistral", {{"k_proj", "v_proj", "down_proj"}, {"down_proj"}}},
+          {"qwen2", {{"k_proj", "v_proj", "down_proj"}, {"down_proj"}}},
+      };
+  return kDefaults;
+}
+
+const std::pair<std::vector<std::string>, std::vector<std::string>>&
+defaults_for(const std::string& model_type) {
+  const auto it = defaults().find(model_type);
+  if (it == defaults().end()) {
+    std::vector<std::string> known;
+    for (const auto& [type, d] : defaults())
+      known.push_back(type);
+    throw std::invalid_argument(error_message(
+        "add_ia3", "a model type with default targets (" + join_names(known) +
+                       ")",
+        "\"" + model_type + "\"",
+        "set target_modules and feedforward_modules explicitly"));
+  }
+  return it->second;
+}
+
+}  // namespace
+
+std::vector<std::string> default_ia3_targets(const std::string& model_type) {
+  return defaults_for(model_type).first;
+}
+std::vector<std::string> default_ia3_feedforward(
+    const std::string& model_type) {
+  return defaults_for(model_type).second;
+}
+
+std::unique_ptr<Adapter> add_ia3(const AdapterContext& ctx,
+                                 const std::string& name, Ia3Config& config) {
+  const std::string where = "add_ia3(" + name + ")";
+  if (config.target_modules.empty()) {
+    config.target_modules =
+        ModuleSelector::list(default_ia3_targets(ctx.info.model_type));
+    if (config.feedforward_modules.empty())
+      config.feedforward_modules =
+          ModuleSelector::list(default_ia3_feedforward(ctx.info.model_type));
+  }
+  if (!config.target_modules.regex && !config.feedforward_modules.regex) {
+    for (const auto& ff : config.feedforward_modules.names) {
+      bool listed = false;
+      for (const auto& t : config.target_modules.names)
+        listed = listed || t == ff;
+      if (!listed) {
+        throw std::invalid_argument(error_message(
+            where, "feedforward_modules to be a subset of target_modules",
+            "\"" + ff + "\" not in [" +
+                join_names(config.target_modules.names) + "]"));
+      }
+    }
+  }
+  const TargetSpec spec{config.target_modules, config.exclude_modules,
+                        config.layers_to_transform, config.layers_pattern,
+                        ctx.modules_to_save};
+  auto adapter = std::make_unique<Ia3Adapter>(name);
+  for (const auto& [module_name, layer] :
+       select_target_linears(*ctx.root, spec, where)) {
+    // PEFT: a string is a full regex match, a list entry a name suffix
+    // (plain endswith, no dot required).
+    bool feedforward = false;
+    if (config.feedforward_modules.regex) {
+      feedforward = selector_matches(config.feedforward_modules, module_name);
+    } else {
+      for (const auto& ff : config.feedforward_modules.names) {
+        feedforward = feedforward ||
+                      (module_name.size() >= ff.size() &&
+                       module_name.compare(module_name.size() - ff.size(),
+                                           ff.size(), ff) == 0);
+      }
+    }
+    auto hook = std::make_shared<Ia3Hook>(*layer, name, feedforward,
+                                          config.init_ia3_weights);
+    layer->attach_hook(adapter->hook_key(), hook);
+    adapter->add_target(Target{module_name, layer, hook});
+  }
+  return adapter;
+}
+
+}  // namespace peftcpp::peft

@@ -1,0 +1,381 @@
+#include "peft/lora.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/nn/init.h>
+#include <torch/nn/modules/linear.h>
+
+#include <cmath>
+#include <map>
+#include <stdexcept>
+
+#include "common/error.h"
+#include "models/layers/linear.h"
+#include "peft/hook_containers.h"
+#include "peft/target_selection.h"
+
+namespace peftcpp::peft {
+namespace {
+
+// One LoRA adapter on one Linear layer.
+class LoraHook final : public models::LinearHook {
+ public:
+  LoraHook(models::LinearImpl& layer, std::string name, int64_t r,
+           double alpha, const LoraConfig& config)
+      : layer_(layer),
+        name_(std::move(name)),
+        scaling_(config.use_rslora ? alpha / std::sqrt(static_cast<double>(r))
+                                   : alpha / static_cast<double>(r)),
+        dropout_(config.lora_dropout),
+        use_dora_(config.use_dora),
+        lora_bias_(config.lora_bias) {
+    const auto options = layer.weight.options();
+    A_ = torch::nn::Linear(
+        torch::nn::LinearOptions(layer.in_features(), r).bias(false));
+    B_ = torch::nn::Linear(
+        torch::nn::LinearOptions(r, layer.out_features()).bias(lora_bias_));
+    A_->to(options.device(), options.dtype().toScalarType());
+    B_->to(options.device(), options.dtype().toScalarType());
+    initialise(config.init_lora_weights, r);
+    add_to_container(layer, "lora_A", name_, A_.ptr());
+    add_to_container(layer, "lora_B", name_, B_.ptr());
+    if (use_dora_) {
+      // m starts as the row norm of W + s B A, so DoRA is the identity at
+      // init exactly when LoRA is.
+      at::NoGradGuard no_grad;
+      magnitude_ = add_parameter_to_container(
+          layer, "lora_magnitude_vector", name_,
+          weight_norm(layer.weight, lora_weight()).set_requires_grad(true));
+    }
+  }
+
+  // y + s B A dropout(x), or DoRA's correction (PEFT's DoraLinearLayer).
+  at::Tensor transform_output(const models::LinearImpl& layer,
+                              const at::Tensor& x,
+                              const at::Tensor& y) override {
+    if (!enabled_ || merged_)
+      return y;
+    const bool drop = dropout_ > 0 && layer.is_training();
+    at::Tensor input = x.scalar_type() == A_->weight.scalar_type()
+                           ? x
+                           : x.to(A_->weight.scalar_type());
+    if (!use_dora_) {
+      if (drop)
+        input = at::dropout(input, dropout_, /*train=*/true);
+      return y + B_(A_(input)) * scaling_;
+    }
+    // DoRA: as PEFT, in eval (or without dropout) the base output y is
+    // reused; with dropout the base output is recomputed on dropout(x).
+    at::Tensor base_result;
+    if (drop) {
+      input = at::dropout(input, dropout_, /*train=*/true);
+      base_result = at::linear(input, layer.weight.to(input.scalar_type()));
+    } else {
+      base_result = layer.bias.defined() ? y - layer.bias : y;
+    }
+    const at::Tensor norm =
+        weight_norm(layer.weight.to(input.scalar_type()),
+                    lora_weight().detach().to(input.scalar_type()))
+            .detach();
+    const at::Tensor mag_norm_scale = (magnitude_ / norm).view({1, -1});
+    const at::Tensor lora_result = B_(A_(input));
+    return y + (mag_norm_scale - 1) * base_result +
+           mag_norm_scale * lora_result * scaling_;
+  }
+
+  void set_enabled(bool enabled) { enabled_ = enabled; }
+  bool merged() const { return merged_; }
+
+  // W += s B A (DoRA: W = m / ||W + s B A|| (W + s B A)); b += s b_B.
+  void merge(bool safe) {
+    if (merged_)
+      return;
+    at::NoGradGuard no_grad;
+    at::Tensor& weight = layer_.weight;
+    const at::Tensor delta = delta_weight().to(weight.scalar_type());
+    at::Tensor merged_weight;
+    if (use_dora_) {
+      dora_norm_ = weight_norm(weight, delta, /*scale=*/1.0).detach();
+      const at::Tensor factor = (magnitude_ / dora_norm_).view({-1, 1});
+      merged_weight = factor * (weight + delta);
+    } else {
+      merged_weight = weight + delta;
+    }
+    at::Tensor merged_bias;
+    if (lora_bias_) {
+      if (!layer_.bias.defined()) {
+        throw std::runtime_error(error_message(
+            "merge_adapter", "a base layer with a bias for lora_bias",
+            "a layer without bias"));
+      }
+      merged_bias = layer_.bias + B_->bias * scaling_;
+    }
+    if (safe && (!at::isfinite(merged_weight).all().item<bool>() ||
+                 (merged_bias.defined() &&
+                  !at::isfinite(merged_bias).all().item<bool>()))) {
+      throw std::runtime_error(error_message(
+          "merge_adapter", "finite merged weights",
+          "NaN or Inf for adapter \"" + name_ + "\"",
+          "the adapter seems to be broken; the base weights are unchanged"));
+    }
+    weight.copy_(merged_weight);
+    if (merged_bias.defined())
+      layer_.bias.copy_(merged_bias);
+    merged_ = true;
+  }
+
+  void unmerge() {
+    if (!merged_)
+      return;
+    at::NoGradGuard no_grad;
+    at::Tensor& weight = layer_.weight;
+    const at::Tensor delta = delta_weight().to(weight.scalar_type());
+    if (use_dora_) {
+      const at::Tensor factor = (magnitude_ / dora_norm_).view({-1, 1});
+      weight.copy_(weight / factor - delta);
+    } else {
+      weight.sub_(delta);
+    }
+    if (lora_bias_)
+      layer_.bias.sub_(B_->bias * scaling_);
+    merged_ = false;
+  }
+
+  void remove() {
+    remove_from_container(layer_, "lora_A", name_);
+    remove_from_container(layer_, "lora_B", name_);
+    if (use_dora_)
+      remove_from_container(layer_, "lora_magnitude_vector", name_);
+  }
+
+ private:
+  void initialise(LoraInit init, int64_t r) {
+    at::NoGradGuard no_grad;
+    switch (init) {
+      case LoraInit::kDefault:  // nn.Linear's kaiming-uniform(a=sqrt(5))
+        torch::nn::init::kaiming_uniform_(A_->weight, std::sqrt(5.0));
+        break;
+      case LoraInit::kGaussian:
+        torch::nn::init::normal_(A_->weight, 0.0,
+                                 1.0 / static_cast<double>(r));
+        break;
+      case LoraInit::kNone:  // both as nn.Linear: not the identity
+        return;
+    }
+    B_->weight.zero_();
+    if (lora_bias_)
+      B_->bias.zero_();
+  }
+
+  // B A: [out, r] @ [r, in] -> [out, in].
+  at::Tensor lora_weight() const { return at::matmul(B_->weight, A_->weight); }
+  at::Tensor delta_weight() const { return lora_weight() * scaling_; }
+
+  // ||W + scale * lora||_2 over each output row: [out].
+  at::Tensor weight_norm(const at::Tensor& weight, const at::Tensor& lora,
+                         std::optional<double> scale = std::nullopt) const {
+    return at::linalg_vector_norm(weight + scale.value_or(scaling_) * lora,
+                                  /*ord=*/2, /*dim=*/{1});
+  }
+
+  models::LinearImpl& layer_;
+  std::string name_;
+  double scaling_;
+  double dropout_;
+  bool use_dora_;
+  bool lora_bias_;
+  torch::nn::Linear A_{nullptr};
+  torch::nn::Linear B_{nullptr};
+  at::Tensor magnitude_;
+  at::Tensor dora_norm_;  // the norm a DoRA merge divided by
+  bool enabled_ = false;
+  bool merged_ = false;
+};
+
+struct Target {
+  std::string name;
+  std::shared_ptr<models::LinearImpl> layer;
+  std::shared_ptr<LoraHook> hook;
+};
+
+class LoraAdapter final : public Adapter {
+ public:
+  LoraAdapter(std::string name, torch::nn::Module& root)
+      : Adapter(std::move(name)), root_(root) {}
+
+  void add_target(Target target) { targets_.push_back(std::move(target)); }
+  void add_trained_bias(std::string name, at::Tensor bias) {
+    biases_.emplace_back(std::move(name), std::move(bias));
+  }
+
+  NamedTensors named_parameters() const override {
+    NamedTensors out;
+    for (const auto& t : targets_) {
+      for (const auto& item : t.layer->named_parameters(/*recurse=*/true)) {
+        const std::string& key = item.key();
+        if (is_own(key))
+          out.emplace_back(t.name + "." + key, item.value());
+      }
+    }
+    out.insert(out.end(), biases_.begin(), biases_.end());
+    return out;
+  }
+
+  void set_enabled(bool enabled) override {
+    for (auto& t : targets_)
+      t.hook->set_enabled(enabled);
+  }
+
+  void remove() override {
+    for (auto& t : targets_) {
+      t.layer->detach_hook(hook_key());
+      t.hook->remove();
+    }
+    targets_.clear();
+  }
+
+  bool mergeable() const override { return true; }
+  bool merged() const override {
+    return !targets_.empty() && targets_.front().hook->merged();
+  }
+
+  void merge(bool safe) override {
+    if (safe) {
+      // Check every layer before changing any: merge on each layer, and
+      // undo the ones done if a later one refuses.
+      size_t done = 0;
+      try {
+        for (; done < targets_.size(); ++done)
+          targets_[done].hook->merge(/*safe=*/true);
+      } catch (...) {
+        for (size_t i = 0; i < done; ++i)
+          targets_[i].hook->unmerge();
+        throw;
+      }
+      return;
+    }
+    for (auto& t : targets_)
+      t.hook->merge(/*safe=*/false);
+  }
+
+  void unmerge() override {
+    for (auto& t : targets_)
+      t.hook->unmerge();
+  }
+
+  std::string hook_key() const { return "lora:" + name(); }
+
+ private:
+  // "lora_A.<name>.weight", "lora_B.<name>.bias", "lora_magnitude_vector.<name>"
+  bool is_own(const std::string& key) const {
+    for (const char* container : {"lora_A.", "lora_B.",
+                                  "lora_magnitude_vector."}) {
+      const std::string head = container + name();
+      if (key.rfind(head, 0) == 0 &&
+          (key.size() == head.size() || key[head.size()] == '.'))
+        return true;
+    }
+    return false;
+  }
+
+  torch::nn::Module& root_;
+  std::vector<Target> targets_;
+  NamedTensors biases_;
+};
+
+void validate(const LoraConfig& c, const std::string& name) {
+  const std::string where = "add_lora(" + name + ")";
+  if (c.r < 1) {
+    throw std::invalid_argument(
+        error_message(where, "r >= 1", "r = " + std::to_string(c.r)));
+  }
+  for (const auto& [key, r] : c.rank_pattern) {
+    if (r < 1) {
+      throw std::invalid_argument(error_message(
+          where, "rank_pattern ranks >= 1",
+          "\"" + key + "\": " + std::to_string(r)));
+    }
+  }
+  if (c.lora_dropout < 0 || c.lora_dropout >= 1) {
+    throw std::invalid_argument(error_message(
+        where, "lora_dropout in [0, 1)", std::to_string(c.lora_dropout)));
+  }
+  if (c.bias != "none" && c.bias != "all" && c.bias != "lora_only") {
+    throw std::invalid_argument(error_message(
+        where, "bias \"none\", \"all\" or \"lora_only\"",
+        "\"" + c.bias + "\""));
+  }
+  if (c.use_dora && c.lora_bias) {
+    throw std::invalid_argument(error_message(
+        where, "use_dora and lora_bias not both set", "both",
+        "PEFT does not combine DoRA with a LoRA bias either"));
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> default_lora_targets(const std::string& model_type) {
+  static const std::map<std::string, std::vector<std::string>> kDefaults = {
+      {"bert", {"query", "value"}},
+      {"roberta", {"query", "value"}},
+      {"xlm-roberta", {"query", "value"}},
+      {"gpt2", {"c_attn"}},
+      {"llama", {"q_proj", "v_proj"}},
+      {"mistral", {"q_proj", "v_proj"}},
+      {"qwen2", {"q_proj", "v_proj"}},
+  };
+  const auto it = kDefaults.find(model_type);
+  if (it == kDefaults.end()) {
+    std::vector<std::string> known;
+    for (const auto& [type, targets] : kDefaults)
+      known.push_back(type);
+    throw std::invalid_argument(error_message(
+        "add_lora", "a model type with default targets (" +
+                        join_names(known) + ")",
+        "\"" + model_type + "\"", "set target_modules explicitly"));
+  }
+  return it->second;
+}
+
+std::unique_ptr<Adapter> add_lora(const AdapterContext& ctx,
+                                  const std::string& name,
+                                  LoraConfig& config) {
+  validate(config, name);
+  if (config.target_modules.empty())
+    config.target_modules =
+        ModuleSelector::list(default_lora_targets(ctx.info.model_type));
+  const TargetSpec spec{config.target_modules, config.exclude_modules,
+                        config.layers_to_transform, config.layers_pattern,
+                        ctx.modules_to_save};
+  const auto layers = select_target_linears(*ctx.root, spec,
+                                            "add_lora(" + name + ")");
+  auto adapter = std::make_unique<LoraAdapter>(name, *ctx.root);
+  for (const auto& [module_name, layer] : layers) {
+    const int64_t* r = find_pattern_value(config.rank_pattern, module_name);
+    const double* alpha = find_pattern_value(config.alpha_pattern, module_name);
+    auto hook = std::make_shared<LoraHook>(*layer, name, r ? *r : config.r,
+                                           alpha ? *alpha : config.lora_alpha,
+                                           config);
+    layer->attach_hook(adapter->hook_key(), hook);
+    adapter->add_target(Target{module_name, layer, hook});
+  }
+  // PEFT's bias policy: "all" trains (and saves) every bias of the model,
+  // "lora_only" the biases of the targeted layers.
+  if (config.bias == "all") {
+    for (const auto& item : ctx.root->named_parameters()) {
+      const std::string& key = item.key();
+      if (key.size() >= 5 && key.compare(key.size() - 5, 5, ".bias") == 0 &&
+          key.find(".lora_") == std::string::npos &&
+          key.find(".modules_to_save.") == std::string::npos)
+        adapter->add_trained_bias(key, item.value());
+    }
+  } else if (config.bias == "lora_only") {
+    for (const auto& [module_name, layer] : layers) {
+      if (layer->bias.defined())
+        adapter->add_trained_bias(module_name + ".bias", layer->bias);
+    }
+  }
+  return adapter;
+}
+
+}  // namespace peftcpp::peft

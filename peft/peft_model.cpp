@@ -1,0 +1,583 @@
+#include "peft/peft_model.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "models/checkpoint/safetensors.h"
+#include "models/checkpoint/state_dict.h"
+#include "peft/bottleneck.h"
+#include "peft/ia3.h"
+#include "peft/lora.h"
+#include "peft/modules_to_save.h"
+#include "peft/prompt_learning.h"
+
+namespace peftcpp::peft {
+
+namespace fs = std::filesystem;
+
+/// One adapter: its config (completed with the defaults it was given), the
+/// method and, when it has modules_to_save, the copies of those modules.
+struct PeftModelImpl::Entry {
+  std::string name;
+  AdapterConfig config;
+  std::unique_ptr<Adapter> method;
+  std::unique_ptr<Adapter> head;  // modules_to_save; may be null
+
+  std::vector<Adapter*> parts() const {
+    std::vector<Adapter*> out{method.get()};
+    if (head)
+      out.push_back(head.get());
+    return out;
+  }
+};
+
+namespace {
+
+constexpr const char* kConfigFile = "adapter_config.json";
+constexpr const char* kWeightsFile = "adapter_model.safetensors";
+constexpr const char* kWeightsBinFile = "adapter_model.bin";
+
+// PEFT wraps the model as base_model.model for LoRA-type methods and keeps
+// it as base_model for prompt learning; saved module keys carry that path.
+std::string saved_prefix(PeftType type) {
+  return is_prompt_learning(type) ? "base_model." : "base_model.model.";
+}
+
+void check_adapter_name(const std::string& name) {
+  if (name.empty() || name.find('.') != std::string::npos) {
+    throw std::invalid_argument(error_message(
+        "add_adapter", "a non-empty adapter name without '.'",
+        "\"" + name + "\"", "the name becomes part of parameter names"));
+  }
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw std::runtime_error(error_message(
+        "load_adapter", "a readable file " + path.string(), "none",
+        "an adapter folder holds adapter_config.json and "
+        "adapter_model.safetensors"));
+  }
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string with_thousands(int64_t n) {
+  std::string digits = std::to_string(n);
+  std::string out;
+  const int start = static_cast<int>(digits.size()) % 3;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (static_cast<int>(i) - start) % 3 == 0)
+      out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+// --- disabled scope ---------------------------------------------------------
+
+AdaptersDisabled::AdaptersDisabled(PeftModelImpl& model)
+    : model_(model), was_merged_(model.merged()) {
+  if (was_merged_)
+    model_.unmerge_adapter();
+  model_.disabled_ = true;
+  model_.set_all_enabled(false);
+}
+
+AdaptersDisabled::~AdaptersDisabled() {
+  model_.disabled_ = false;
+  if (!model_.active_.empty()) {
+    for (Adapter* part : model_.entry(model_.active_, "enable").parts())
+      part->set_enabled(true);
+  }
+  if (was_merged_) {
+    try {
+      model_.merge_adapter();
+    } catch (const std::exception& e) {
+      // A destructor must not throw; the merge succeeded before, so this
+      // only happens if the weights changed inside the scope.
+      std::fprintf(stderr, "warning: re-merging after the disabled scope: %s\n",
+                   e.what());
+    }
+  }
+}
+
+// --- construction and management --------------------------------------------
+
+PeftModelImpl::PeftModelImpl(models::LoadedEncoder base)
+    : base_(std::move(base)) {
+  const models::EncoderConfig& c = base_.config;
+  info_.model_type = c.model_type;
+  info_.hidden_size = c.hidden_size;
+  info_.num_layers = c.num_hidden_layers;
+  info_.num_attention_heads = c.num_attention_heads;
+  info_.vocab_size = c.vocab_size;
+  if (base_.has_classifier())
+    register_module("base_model", base_.classifier.ptr());
+  else
+    register_module("base_model", base_.encoder.ptr());
+  prompt_encoder_ = register_module("prompt_encoder", torch::nn::ModuleDict());
+  for (auto& p : base_.module().parameters())
+    p.set_requires_grad(false);
+}
+
+void PeftModelImpl::add_adapter(const std::string& name,
+                                const AdapterConfig& config) {
+  check_adapter_name(name);
+  if (has_adapter(name)) {
+    throw std::invalid_argument(error_message(
+        "add_adapter", "a new adapter name", "\"" + name + "\" (in use)",
+        "delete_adapter it first or pick another name"));
+  }
+  auto entry = std::make_unique<Entry>();
+  entry->name = name;
+  entry->config = config;
+  AdapterConfig& cfg = entry->config;
+
+  // PEFT's PeftModelForSequenceClassification trains and saves the head:
+  // "classifier" and "score" join modules_to_save.
+  bool head_required = cfg.modules_to_save.has_value();
+  if (cfg.task_type == "SEQ_CLS") {
+    if (!base_.has_classifier()) {
+      throw std::invalid_argument(error_message(
+          "add_adapter", "a model with a classification head for task_type "
+                         "SEQ_CLS",
+          "a bare encoder",
+          "load the model with a head, or use task_type "
+          "FEATURE_EXTRACTION"));
+    }
+    std::vector<std::string> names =
+        cfg.modules_to_save.value_or(std::vector<std::string>{});
+    for (const char* head : {"classifier", "score"}) {
+      if (std::find(names.begin(), names.end(), head) == names.end())
+        names.push_back(head);
+    }
+    cfg.modules_to_save = names;
+  }
+
+  AdapterContext ctx;
+  ctx.root = &base_.module();
+  ctx.info = info_;
+  ctx.modules_to_save = cfg.modules_to_save.value_or(std::vector<std::string>{});
+  ctx.word_embeddings = base_.base()->embeddings->word_embeddings;
+  ctx.prompt_encoders = prompt_encoder_;
+  ctx.inference_mode = cfg.inference_mode;
+
+  std::visit(
+      [&](auto& method) {
+        using T = std::decay_t<decltype(method)>;
+        if constexpr (std::is_same_v<T, LoraConfig>)
+          entry->method = add_lora(ctx, name, method);
+        else if constexpr (std::is_same_v<T, Ia3Config>)
+          entry->method = add_ia3(ctx, name, method);
+        else if constexpr (std::is_same_v<T, PromptTuningConfig>)
+          entry->method = add_prompt_tuning(ctx, name, method);
+        else if constexpr (std::is_same_v<T, PromptEncoderConfig>)
+          entry->method = add_p_tuning(ctx, name, method);
+        else if constexpr (std::is_same_v<T, PrefixTuningConfig>)
+          entry->method = add_prefix_tuning(ctx, name, method);
+        else
+          entry->method = add_bottleneck(ctx, name, method);
+      },
+      cfg.method);
+  if (!ctx.modules_to_save.empty()) {
+    try {
+      entry->head =
+          add_modules_to_save(ctx, name, ctx.modules_to_save, head_required);
+    } catch (...) {
+      entry->method->remove();
+      throw;
+    }
+  }
+  // Every part of a new adapter starts disabled and frozen.
+  for (Adapter* part : entry->parts())
+    part->set_enabled(false);
+  entries_.push_back(std::move(entry));
+  if (active_.empty())
+    set_adapter(name);
+  else
+    update_trainable();
+}
+
+void PeftModelImpl::set_adapter(const std::string& name) {
+  Entry& wanted = entry(name, "set_adapter");
+  if (merged()) {
+    // As PEFT: switching adapters needs the base weights back.
+    unmerge_adapter();
+  }
+  for (auto& e : entries_) {
+    for (Adapter* part : e->parts())
+      part->set_enabled(false);
+  }
+  active_ = name;
+  if (!disabled_) {
+    for (Adapter* part : wanted.parts())
+      part->set_enabled(true);
+  }
+  update_trainable();
+}
+
+std::vector<std::string> PeftModelImpl::adapter_names() const {
+  std::vector<std::string> out;
+  for (const auto& e : entries_)
+    out.push_back(e->name);
+  return out;
+}
+
+bool PeftModelImpl::has_adapter(const std::string& name) const {
+  for (const auto& e : entries_) {
+    if (e->name == name)
+      return true;
+  }
+  return false;
+}
+
+const AdapterConfig& PeftModelImpl::adapter_config(
+    const std::string& name) const {
+  return entry(name, "adapter_config").config;
+}
+
+PeftModelImpl::Entry& PeftModelImpl::entry(const std::string& name,
+                                           const std::string& where) {
+  return const_cast<Entry&>(
+      static_cast<const PeftModelImpl&>(*this).entry(name, where));
+}
+
+const PeftModelImpl::Entry& PeftModelImpl::entry(
+    const std::string& name, const std::string& where) const {
+  for (const auto& e : entries_) {
+    if (e->name == name)
+      return *e;
+  }
+  throw std::out_of_range(error_message(
+      where, "one of the adapters [" + join_names(adapter_names()) + "]",
+      "\"" + name + "\""));
+}
+
+void PeftModelImpl::delete_adapter(const std::string& name) {
+  entry(name, "delete_adapter");  // unknown name: out_of_range
+  if (name == active_) {
+    throw std::invalid_argument(error_message(
+        "delete_adapter", "an adapter that is not active",
+        "\"" + name + "\", the active adapter",
+        "set_adapter another adapter first"));
+  }
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    if ((*it)->name != name)
+      continue;
+    for (Adapter* part : (*it)->parts()) {
+      if (part->merged())
+        part->unmerge();
+      part->remove();
+    }
+    entries_.erase(it);
+    break;
+  }
+  update_trainable();
+}
+
+void PeftModelImpl::set_all_enabled(bool enabled) {
+  for (auto& e : entries_) {
+    for (Adapter* part : e->parts())
+      part->set_enabled(enabled && e->name == active_);
+  }
+}
+
+void PeftModelImpl::update_trainable() {
+  for (auto& p : parameters())
+    p.set_requires_grad(false);
+  if (active_.empty())
+    return;
+  const Entry& e = entry(active_, "update_trainable");
+  if (e.config.inference_mode)
+    return;  // loaded to run, not to train (PEFT's is_trainable=False)
+  for (Adapter* part : e.parts()) {
+    for (auto& [name, tensor] : part->named_parameters())
+      tensor.set_requires_grad(true);
+  }
+}
+
+// --- forward ----------------------------------------------------------------
+
+models::EncoderInputs PeftModelImpl::with_prompt(
+    const models::EncoderInputs& inputs) const {
+  if (disabled_ || active_.empty())
+    return inputs;
+  const Adapter& method = *entry(active_, "forward").method;
+  const int64_t p = method.num_virtual_tokens();
+  if (p == 0)
+    return inputs;
+  const at::Tensor& ref =
+      inputs.input_ids.defined() ? inputs.input_ids : inputs.inputs_embeds;
+  TORCH_CHECK(ref.defined(), "[PeftModel::forward] expected input_ids or "
+                             "inputs_embeds, got neither");
+  const int64_t batch = ref.size(0);
+  models::EncoderInputs out = inputs;
+  // PEFT's sequence classification forward drops position ids for prompt
+  // learning (they would not cover the virtual tokens).
+  out.position_ids = at::Tensor();
+  const at::Tensor prompts = method.virtual_token_embeddings(batch);
+  if (prompts.defined()) {
+    // Prompt tuning / P-tuning: [B, P, H] in front of the token
+    // embeddings; the mask gets P ones, the token types P zeros.
+    at::Tensor embeds = inputs.inputs_embeds.defined()
+                            ? inputs.inputs_embeds
+                            : base_.base()->embeddings->word_embeddings(
+                                  inputs.input_ids);
+    out.inputs_embeds =
+        at::cat({prompts.to(embeds.scalar_type()), embeds}, /*dim=*/1);
+    out.input_ids = at::Tensor();
+    if (inputs.attention_mask.defined()) {
+      out.attention_mask = at::cat(
+          {at::ones({batch, p}, inputs.attention_mask.options()),
+           inputs.attention_mask},
+          /*dim=*/1);
+    }
+    if (inputs.token_type_ids.defined()) {
+      out.token_type_ids = at::cat(
+          {at::zeros({batch, p}, inputs.token_type_ids.options()),
+           inputs.token_type_ids},
+          /*dim=*/1);
+    }
+    return out;
+  }
+  // Prefix tuning: per-layer keys/values; the encoder keeps the prefix
+  // visible and shifts positions as transformers does for a past.
+  out.prefix = method.key_value_prefix(batch);
+  return out;
+}
+
+at::Tensor PeftModelImpl::forward(const models::EncoderInputs& inputs) {
+  if (!base_.has_classifier()) {
+    throw std::invalid_argument(error_message(
+        "PeftModel::forward", "a model with a classification head",
+        "a bare encoder", "use encode() for hidden states"));
+  }
+  return base_.classifier->forward(with_prompt(inputs));
+}
+
+models::EncoderOutput PeftModelImpl::encode(
+    const models::EncoderInputs& inputs) {
+  return base_.base()->forward(with_prompt(inputs));
+}
+
+// --- merging ------------------------------------------------------------------
+
+void PeftModelImpl::merge_adapter(bool safe) {
+  if (active_.empty()) {
+    throw std::invalid_argument(error_message(
+        "merge_adapter", "an active adapter", "none"));
+  }
+  Entry& e = entry(active_, "merge_adapter");
+  for (Adapter* part : e.parts()) {
+    if (!part->mergeable())
+      part->merge(safe);  // throws the method's explanation
+  }
+  e.method->merge(safe);
+  if (e.head) {
+    try {
+      e.head->merge(safe);
+    } catch (...) {
+      e.method->unmerge();
+      throw;
+    }
+  }
+}
+
+void PeftModelImpl::unmerge_adapter() {
+  if (active_.empty())
+    return;
+  for (Adapter* part : entry(active_, "unmerge_adapter").parts()) {
+    if (part->merged())
+      part->unmerge();
+  }
+}
+
+bool PeftModelImpl::merged() const {
+  return !active_.empty() &&
+         entry(active_, "merged").method->merged();
+}
+
+models::LoadedEncoder PeftModelImpl::merge_and_unload(bool safe) {
+  if (!active_.empty() && !merged())
+    merge_adapter(safe);
+  for (auto& e : entries_) {
+    for (Adapter* part : e->parts())
+      part->remove();  // merged weights stay in the base
+  }
+  entries_.clear();
+  active_.clear();
+  for (auto& p : base_.module().parameters())
+    p.set_requires_grad(true);
+  return base_;
+}
+
+// --- parameters ---------------------------------------------------------------
+
+ParameterCount PeftModelImpl::count_parameters() const {
+  ParameterCount count;
+  for (const auto& p : parameters()) {
+    count.total += p.numel();
+    if (p.requires_grad())
+      count.trainable += p.numel();
+  }
+  return count;
+}
+
+std::string PeftModelImpl::trainable_parameters_report() const {
+  const ParameterCount c = count_parameters();
+  char percent[32];
+  std::snprintf(percent, sizeof(percent), "%.4f",
+                c.total ? 100.0 * static_cast<double>(c.trainable) /
+                              static_cast<double>(c.total)
+                        : 0.0);
+  return "trainable params: " + with_thousands(c.trainable) +
+         " || all params: " + with_thousands(c.total) +
+         " || trainable%: " + percent;
+}
+
+// --- adapter folders ------------------------------------------------------------
+
+void PeftModelImpl::save_adapter(const fs::path& dir,
+                                 const std::string& name) const {
+  const Entry& e = entry(name.empty() ? active_ : name, "save_adapter");
+  fs::create_directories(dir);
+  if (e.config.peft_type() == PeftType::kBottleneck) {
+    const TensorMap head =
+        e.head ? e.head->state_dict_to_save("") : TensorMap{};
+    std::string model_class = base_.config.architectures.empty()
+                                  ? std::string()
+                                  : base_.config.architectures.front();
+    save_adapterhub_folder(dir, e.name,
+                           std::get<BottleneckConfig>(e.config.method), info_,
+                           model_class, e.method->state_dict_to_save(""), head);
+    return;
+  }
+  const std::string prefix = saved_prefix(e.config.peft_type());
+  TensorMap tensors = e.method->state_dict_to_save(prefix);
+  if (e.head) {
+    for (auto& [key, t] : e.head->state_dict_to_save(prefix))
+      tensors[key] = t;
+  }
+  std::vector<std::pair<std::string, at::Tensor>> ordered;
+  for (auto& [key, t] : tensors)
+    ordered.emplace_back(key, t.detach().to(at::kCPU).contiguous());
+  models::save_safetensors(dir / kWeightsFile, ordered, {{"format", "pt"}});
+  // PEFT writes the config of a saved adapter with inference_mode true.
+  AdapterConfig saved = e.config;
+  saved.inference_mode = true;
+  const std::string json = adapter_config_to_json(saved);
+  write_file_atomically(dir / kConfigFile,
+                        [&](std::ostream& out) { out << json; });
+}
+
+void PeftModelImpl::load_adapter(const fs::path& dir, const std::string& name,
+                                 const LoadAdapterOptions& options) {
+  check_adapter_name(name);
+  if (has_adapter(name)) {
+    throw std::invalid_argument(error_message(
+        "load_adapter", "a new adapter name", "\"" + name + "\" (in use)"));
+  }
+  AdapterConfig config;
+  TensorMap weights;
+  TensorMap head_weights;
+  bool adapterhub = false;
+  std::string where;
+  if (is_adapterhub_folder(dir)) {
+    adapterhub = true;
+    AdapterHubFolder folder = read_adapterhub_folder(dir);
+    config.method = folder.config;
+    config.task_type = base_.has_classifier() && !folder.head_weights.empty()
+                           ? "SEQ_CLS"
+                           : "FEATURE_EXTRACTION";
+    weights = std::move(folder.adapter_weights);
+    head_weights = std::move(folder.head_weights);
+    where = dir.string();
+  } else {
+    const fs::path config_path = dir / kConfigFile;
+    config = parse_adapter_config(read_text(config_path), config_path.string());
+    fs::path weights_path = dir / kWeightsFile;
+    if (!fs::exists(weights_path) && fs::exists(dir / kWeightsBinFile))
+      weights_path = dir / kWeightsBinFile;
+    if (!fs::exists(weights_path)) {
+      throw std::runtime_error(error_message(
+          "load_adapter", "the adapter weights " + weights_path.string(),
+          "no such file"));
+    }
+    weights = models::load_checkpoint(weights_path);
+    where = weights_path.string();
+  }
+  config.inference_mode = !options.is_trainable;
+  // A saved prompt is a table: always rebuild it as one, even to train on.
+  AdapterConfig to_add = config;
+  to_add.inference_mode = to_add.inference_mode ||
+                          is_prompt_learning(config.peft_type());
+  add_adapter(name, to_add);
+  Entry& e = entry(name, "load_adapter");
+  e.config.inference_mode = config.inference_mode;
+  try {
+    std::set<std::string> used;
+    const std::string prefix = adapterhub ? "" : saved_prefix(config.peft_type());
+    for (const auto& key : e.method->load_saved(weights, prefix, where))
+      used.insert(key);
+    if (e.head) {
+      const TensorMap& source = adapterhub ? head_weights : weights;
+      for (const auto& key : e.head->load_saved(source, prefix, where))
+        used.insert(key);
+    }
+    std::vector<std::string> unexpected;
+    for (const auto& [key, t] : weights) {
+      if (!used.count(key))
+        unexpected.push_back(key);
+    }
+    if (!unexpected.empty()) {
+      throw std::runtime_error(error_message(
+          "load_adapter", "only tensors this model's adapter uses in " + where,
+          "[" + join_names(unexpected, ", ", 6) + "]",
+          "the adapter was made for another model class or target modules"));
+    }
+  } catch (...) {
+    // Leave the model as it was.
+    if (active_ == name) {
+      active_.clear();
+      for (auto& other : entries_) {
+        if (other->name != name) {
+          active_ = other->name;
+          break;
+        }
+      }
+    }
+    const std::string keep_active = active_;
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if ((*it)->name == name) {
+        for (Adapter* part : (*it)->parts())
+          part->remove();
+        entries_.erase(it);
+        break;
+      }
+    }
+    if (!keep_active.empty())
+      set_adapter(keep_active);
+    else
+      update_trainable();
+    throw;
+  }
+  if (options.activate)
+    set_adapter(name);
+  else
+    update_trainable();
+}
+
+}  // namespace peftcpp::peft

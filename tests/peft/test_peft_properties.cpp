@@ -1,0 +1,471 @@
+// The property matrix every PEFT method is held to (STYLE.md), on tiny
+// random BERT and RoBERTa sequence classifiers:
+// - the output equals the base model's at init where the method promises it;
+// - one optimizer step changes only the adapter's parameters (and the head
+//   copies of modules_to_save);
+// - merge gives the unmerged output and unmerge restores the base weights
+//   (mergeable methods);
+// - with adapters disabled the output is exactly the base output;
+// - save -> load into a fresh model gives identical outputs;
+// - outputs are finite.
+// Parity with Python PEFT lives in test_peft_parity.cpp; the error messages
+// users see are checked at the end.
+
+#include <torch/torch.h>
+#include <catch2/catch.hpp>
+
+#include <functional>
+
+#include "models/checkpoint/safetensors.h"
+#include "models/checkpoint/state_dict.h"
+#include "peft/peft_model.h"
+#include "tests/test_paths.h"
+#include "tests/test_tensors.h"
+
+using namespace peftcpp;
+using namespace peftcpp::peft;
+using peftcpp::testing::max_abs_diff;
+namespace fs = std::filesystem;
+
+namespace {
+
+models::EncoderConfig tiny_config(const std::string& family) {
+  models::EncoderConfig c;
+  c.model_type = family;
+  if (family == "roberta") {
+    c.family = models::EncoderFamily::kRoberta;
+    c.pad_token_id = 1;
+    c.max_position_embeddings = 66;
+    c.type_vocab_size = 1;
+  } else {
+    c.max_position_embeddings = 64;
+  }
+  c.vocab_size = 99;
+  c.hidden_size = 32;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.intermediate_size = 37;
+  c.hidden_dropout_prob = 0.1;
+  c.attention_probs_dropout_prob = 0.1;
+  c.id2label = {"a", "b", "c"};
+  return c;
+}
+
+// A tiny classifier with the seed's random weights (same seed, same model).
+models::LoadedEncoder tiny_model(const std::string& family, uint64_t seed) {
+  torch::manual_seed(seed);
+  models::LoadedEncoder m;
+  m.config = tiny_config(family);
+  m.classifier = models::SequenceClassifier(m.config);
+  models::init_encoder_weights(*m.classifier, m.config);
+  m.classifier->eval();
+  return m;
+}
+
+models::EncoderInputs batch(const std::string& family) {
+  torch::manual_seed(7);
+  const int64_t pad = family == "roberta" ? 1 : 0;
+  models::EncoderInputs in;
+  in.input_ids = torch::randint(3, 99, {3, 9}, torch::kLong);
+  in.attention_mask = torch::ones({3, 9}, torch::kLong);
+  in.attention_mask.index_put_({1, torch::indexing::Slice(6)}, 0);
+  in.attention_mask.index_put_({2, torch::indexing::Slice(3)}, 0);
+  in.input_ids.masked_fill_(in.attention_mask == 0, pad);
+  if (family == "bert") {
+    in.token_type_ids = torch::zeros({3, 9}, torch::kLong);
+    in.token_type_ids.index_put_({torch::indexing::Slice(), torch::indexing::Slice(4)}, 1);
+  }
+  return in;
+}
+
+struct Method {
+  std::string name;
+  std::function<AdapterConfig()> config;
+  bool identity_at_init;
+  bool mergeable;
+};
+
+std::vector<Method> methods() {
+  std::vector<Method> out;
+  auto lora = [](auto edit) {
+    return [edit] {
+      LoraConfig c;
+      c.r = 4;
+      c.lora_alpha = 8;
+      edit(c);
+      AdapterConfig a;
+      a.method = c;
+      return a;
+    };
+  };
+  out.push_back({"LoRA", lora([](LoraConfig&) {}), true, true});
+  out.push_back({"rsLoRA", lora([](LoraConfig& c) { c.use_rslora = true; }),
+                 true, true});
+  out.push_back({"DoRA", lora([](LoraConfig& c) { c.use_dora = true; }), true,
+                 true});
+  out.push_back({"LoRA gaussian on every projection",
+                 lora([](LoraConfig& c) {
+                   c.init_lora_weights = LoraInit::kGaussian;
+                   c.target_modules = ModuleSelector::pattern(
+                       ".*\\.(query|key|value|dense)");
+                   c.lora_bias = true;
+                 }),
+                 true, true});
+  out.push_back({"(IA)3",
+                 [] {
+                   AdapterConfig a;
+                   a.method = Ia3Config{};
+                   return a;
+                 },
+                 true, true});
+  out.push_back({"prompt tuning",
+                 [] {
+                   PromptTuningConfig c;
+                   c.num_virtual_tokens = 4;
+                   AdapterConfig a;
+                   a.method = c;
+                   return a;
+                 },
+                 false, false});
+  out.push_back({"P-tuning",
+                 [] {
+                   PromptEncoderConfig c;
+                   c.num_virtual_tokens = 4;
+                   c.encoder_hidden_size = 16;
+                   AdapterConfig a;
+                   a.method = c;
+                   return a;
+                 },
+                 false, false});
+  out.push_back({"prefix tuning",
+                 [] {
+                   PrefixTuningConfig c;
+                   c.num_virtual_tokens = 4;
+                   AdapterConfig a;
+                   a.method = c;
+                   return a;
+                 },
+                 false, false});
+  out.push_back({"prefix tuning with projection",
+                 [] {
+                   PrefixTuningConfig c;
+                   c.num_virtual_tokens = 4;
+                   c.prefix_projection = true;
+                   c.encoder_hidden_size = 16;
+                   AdapterConfig a;
+                   a.method = c;
+                   return a;
+                 },
+                 false, false});
+  for (const char* preset : {"seq_bn", "double_seq_bn", "par_bn"}) {
+    const std::string p = preset;
+    out.push_back({std::string("bottleneck ") + preset,
+                   [p] {
+                     AdapterConfig a;
+                     a.method = BottleneckConfig::preset(p);
+                     return a;
+                   },
+                   p == "par_bn", false});
+  }
+  return out;
+}
+
+std::map<std::string, at::Tensor> snapshot(torch::nn::Module& m) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& p : m.named_parameters())
+    out[p.key()] = p.value().detach().clone();
+  return out;
+}
+
+// Moves every trainable parameter away from its init (LoRA's B = 0 would
+// hide merge errors); DoRA magnitudes stay positive.
+void perturb_trainable(PeftModelImpl& model) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(11);
+  for (auto& p : model.named_parameters()) {
+    if (!p.value().requires_grad())
+      continue;
+    if (p.key().find("lora_magnitude_vector") != std::string::npos)
+      p.value().mul_(1 + 0.1 * torch::rand_like(p.value()));
+    else
+      p.value().add_(0.1 * torch::randn_like(p.value()));
+  }
+}
+
+double relative_diff(const at::Tensor& a, const at::Tensor& b) {
+  return max_abs_diff(a, b) / std::max(1e-12, b.abs().max().item<double>());
+}
+
+}  // namespace
+
+TEST_CASE("every method keeps the properties it promises, on BERT and RoBERTa",
+          "[peft][properties]") {
+  for (const std::string family : {"bert", "roberta"}) {
+    const models::EncoderInputs in = batch(family);
+    for (const Method& method : methods()) {
+      SECTION(family + ": " + method.name) {
+        PeftModel model(tiny_model(family, 1));
+        model->eval();
+        at::Tensor base;
+        {
+          torch::NoGradGuard no_grad;
+          base = model->forward(in);
+        }
+        model->add_adapter("default", method.config());
+        torch::NoGradGuard no_grad;
+
+        // At init.
+        const at::Tensor at_init = model->forward(in);
+        CHECK(at_init.isfinite().all().item<bool>());
+        if (method.identity_at_init)
+          CHECK(max_abs_diff(at_init, base) <= 1e-6);
+
+        // One optimizer step changes adapter parameters only.
+        {
+          torch::GradMode::set_enabled(true);
+          const auto before = snapshot(*model);
+          std::set<std::string> trainable;
+          std::vector<at::Tensor> params;
+          for (const auto& p : model->named_parameters()) {
+            params.push_back(p.value());
+            if (p.value().requires_grad())
+              trainable.insert(p.key());
+          }
+          REQUIRE(!trainable.empty());
+          torch::optim::SGD sgd(params, torch::optim::SGDOptions(0.5));
+          model->train();
+          const at::Tensor logits = model->forward(in);
+          torch::nn::functional::cross_entropy(logits,
+                                               torch::tensor({0, 1, 2}))
+              .backward();
+          sgd.step();
+          model->eval();
+          torch::GradMode::set_enabled(false);
+          int changed = 0;
+          for (const auto& p : model->named_parameters()) {
+            const bool moved = !torch::equal(before.at(p.key()), p.value());
+            if (moved && !trainable.count(p.key()))
+              FAIL("a frozen parameter changed: " << p.key());
+            changed += moved;
+          }
+          CHECK(changed > 0);
+        }
+
+        perturb_trainable(*model);
+        const at::Tensor adapted = model->forward(in);
+        CHECK(adapted.isfinite().all().item<bool>());
+        CHECK(max_abs_diff(adapted, base) > 1e-4);  // the adapter does act
+
+        // Disabled: exactly the base.
+        {
+          auto off = model->disable_adapters();
+          CHECK(max_abs_diff(model->forward(in), base) == 0.0);
+        }
+        CHECK(max_abs_diff(model->forward(in), adapted) == 0.0);
+
+        // Merge / unmerge.
+        if (method.mergeable) {
+          const auto weights = snapshot(model->base().module());
+          model->merge_adapter(/*safe=*/true);
+          CHECK(model->merged());
+          CHECK(max_abs_diff(model->forward(in), adapted) <= 1e-5);
+          {
+            auto off = model->disable_adapters();
+            CHECK(max_abs_diff(model->forward(in), base) <= 1e-5);
+          }
+          CHECK(model->merged());
+          model->unmerge_adapter();
+          for (const auto& p : model->base().module().named_parameters()) {
+            if (weights.count(p.key()))
+              CHECK(relative_diff(p.value(), weights.at(p.key())) <= 1e-6);
+          }
+          CHECK(max_abs_diff(model->forward(in), adapted) <= 1e-5);
+        } else {
+          CHECK_THROWS_AS(model->merge_adapter(), std::invalid_argument);
+        }
+
+        // Save -> load into a fresh copy of the base.
+        testing::ScratchDir dir("peft_properties");
+        model->save_adapter(dir.path() / "adapter");
+        PeftModel fresh(tiny_model(family, 1));
+        fresh->eval();
+        fresh->load_adapter(dir.path() / "adapter", "default");
+        CHECK(max_abs_diff(fresh->forward(in), adapted) <= 1e-6);
+      }
+    }
+  }
+}
+
+TEST_CASE("merge_and_unload returns the plain model computing the adapted output",
+          "[peft][properties]") {
+  const models::EncoderInputs in = batch("roberta");
+  PeftModel model(tiny_model("roberta", 2));
+  model->eval();
+  AdapterConfig config;
+  LoraConfig lora;
+  lora.init_lora_weights = LoraInit::kNone;
+  config.method = lora;
+  model->add_adapter("default", config);
+  torch::NoGradGuard no_grad;
+  const at::Tensor adapted = model->forward(in);
+  models::LoadedEncoder plain = model->merge_and_unload();
+  CHECK(model->adapter_names().empty());
+  for (const auto& p : plain.module().named_parameters()) {
+    INFO(p.key());
+    CHECK(p.key().find("lora_") == std::string::npos);
+    CHECK(p.key().find("modules_to_save") == std::string::npos);
+  }
+  CHECK(max_abs_diff(plain.classifier->forward(in), adapted) <= 1e-5);
+}
+
+TEST_CASE("several named adapters switch, disable and delete independently",
+          "[peft][properties]") {
+  const models::EncoderInputs in = batch("bert");
+  PeftModel model(tiny_model("bert", 3));
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const at::Tensor base = model->forward(in);
+  AdapterConfig lora;
+  LoraConfig l;
+  l.init_lora_weights = LoraInit::kNone;
+  lora.method = l;
+  AdapterConfig ia3;
+  Ia3Config i;
+  i.init_ia3_weights = false;
+  ia3.method = i;
+  model->add_adapter("first", lora);
+  model->add_adapter("second", ia3);
+  CHECK(model->active_adapter() == "first");
+  const at::Tensor first = model->forward(in);
+  model->set_adapter("second");
+  const at::Tensor second = model->forward(in);
+  CHECK(max_abs_diff(first, second) > 1e-4);
+  CHECK(max_abs_diff(first, base) > 1e-4);
+
+  // Only the active adapter trains.
+  for (const auto& p : model->named_parameters()) {
+    INFO(p.key());
+    const bool first_param = p.key().find(".first") != std::string::npos;
+    if (first_param)
+      CHECK_FALSE(p.value().requires_grad());
+  }
+  model->set_adapter("first");
+  CHECK(max_abs_diff(model->forward(in), first) == 0.0);
+  model->delete_adapter("second");
+  CHECK(model->adapter_names() == std::vector<std::string>{"first"});
+  for (const auto& p : model->named_parameters())
+    CHECK(p.key().find(".second") == std::string::npos);
+  CHECK(max_abs_diff(model->forward(in), first) == 0.0);
+}
+
+TEST_CASE("the trainable-parameter report counts as PEFT does",
+          "[peft][properties]") {
+  PeftModel model(tiny_model("bert", 4));
+  const ParameterCount base = model->count_parameters();
+  CHECK(base.trainable == 0);
+  AdapterConfig config;
+  LoraConfig lora;
+  lora.r = 4;
+  config.method = lora;
+  model->add_adapter("default", config);
+  const ParameterCount c = model->count_parameters();
+  // Two layers x (query + value) x (A [4, 32] + B [32, 4]), plus the head
+  // copy (classifier [3, 32] + bias [3]).
+  const int64_t lora_params = 2 * 2 * (4 * 32 + 32 * 4);
+  const int64_t head = 3 * 32 + 3;
+  CHECK(c.trainable == lora_params + head);
+  CHECK(c.total == base.total + lora_params + head);
+  const std::string report = model->trainable_parameters_report();
+  CHECK_THAT(report, Catch::StartsWith("trainable params: 1,123 || all params: "));
+  CHECK_THAT(report, Catch::Contains("|| trainable%: "));
+}
+
+// --- errors users see ----------------------------------------------------------
+
+TEST_CASE("a target list that matches nothing is refused with the model's layer names",
+          "[peft][errors]") {
+  PeftModel model(tiny_model("bert", 5));
+  AdapterConfig config;
+  LoraConfig lora;
+  lora.target_modules = ModuleSelector::list({"q_proj", "v_proj"});
+  config.method = lora;
+  REQUIRE_THROWS_WITH(
+      model->add_adapter("default", config),
+      Catch::Contains("expected target_modules to match at least one module") &&
+          Catch::Contains("bert.encoder.layer.0.attention.self.query") &&
+          Catch::Contains("query"));
+  CHECK(model->adapter_names().empty());
+  CHECK(model->count_parameters().trainable == 0);
+}
+
+TEST_CASE("an adapter for another base model is refused naming the tensor that does not fit",
+          "[peft][errors]") {
+  testing::ScratchDir dir("peft_errors_shape");
+  {
+    PeftModel small(tiny_model("bert", 6));
+    AdapterConfig config;
+    config.method = LoraConfig{};
+    small->add_adapter("default", config);
+    small->save_adapter(dir.path());
+  }
+  models::LoadedEncoder wider;
+  wider.config = tiny_config("bert");
+  wider.config.hidden_size = 48;
+  wider.config.num_attention_heads = 4;
+  wider.classifier = models::SequenceClassifier(wider.config);
+  PeftModel model(std::move(wider));
+  const auto before = model->count_parameters();
+  REQUIRE_THROWS_WITH(
+      model->load_adapter(dir.path(), "default"),
+      Catch::Contains("lora_A.weight") && Catch::Contains("[8, 32]") &&
+          Catch::Contains("maybe wrong base model"));
+  // Nothing half-loaded.
+  CHECK(model->adapter_names().empty());
+  CHECK(model->count_parameters().total == before.total);
+}
+
+TEST_CASE("an adapter file missing a tensor is refused naming it",
+          "[peft][errors]") {
+  testing::ScratchDir dir("peft_errors_missing");
+  PeftModel model(tiny_model("bert", 7));
+  AdapterConfig config;
+  config.method = LoraConfig{};
+  model->add_adapter("default", config);
+  model->save_adapter(dir.path());
+  auto tensors = models::load_checkpoint(dir.path() / "adapter_model.safetensors");
+  const std::string dropped =
+      "base_model.model.bert.encoder.layer.1.attention.self.value.lora_B.weight";
+  REQUIRE(tensors.erase(dropped) == 1);
+  std::vector<std::pair<std::string, at::Tensor>> kept(tensors.begin(),
+                                                       tensors.end());
+  models::save_safetensors(dir.path() / "adapter_model.safetensors", kept);
+  PeftModel fresh(tiny_model("bert", 7));
+  REQUIRE_THROWS_WITH(fresh->load_adapter(dir.path(), "default"),
+                      Catch::Contains("expected tensor \"" + dropped + "\""));
+}
+
+TEST_CASE("an unknown peft_type is refused listing the known ones",
+          "[peft][errors]") {
+  testing::ScratchDir dir("peft_errors_type");
+  std::ofstream(dir.path() / "adapter_config.json")
+      << R"({"peft_type": "LOHA", "r": 8, "task_type": "SEQ_CLS"})";
+  PeftModel model(tiny_model("bert", 8));
+  REQUIRE_THROWS_WITH(model->load_adapter(dir.path(), "default"),
+                      Catch::Contains("\"LOHA\"") && Catch::Contains("LORA") &&
+                          Catch::Contains("adapter_config.json"));
+}
+
+TEST_CASE("deleting the active adapter is refused", "[peft][errors]") {
+  PeftModel model(tiny_model("bert", 9));
+  AdapterConfig config;
+  config.method = LoraConfig{};
+  model->add_adapter("a", config);
+  model->add_adapter("b", config);
+  REQUIRE_THROWS_WITH(model->delete_adapter("a"),
+                      Catch::Contains("the active adapter") &&
+                          Catch::Contains("set_adapter another adapter first"));
+  REQUIRE_THROWS_AS(model->delete_adapter("nope"), std::out_of_range);
+  model->set_adapter("b");
+  model->delete_adapter("a");
+  CHECK(model->adapter_names() == std::vector<std::string>{"b"});
+}
