@@ -190,7 +190,11 @@ struct BottleneckConfig {
   std::string scaling_mode;
   /// Multiply the adapter output by mean_T(sigmoid(gate(input))).
   bool use_gating = false;
-  double dropout = 0.0;           ///< on the adapter output, in training
+  double dropout = 0.0;  ///< on the adapter output, in training
+  /// Sequential adapters, in training: drop the up-projection's output of
+  /// a whole sequence with this probability (torchvision's StochasticDepth,
+  /// mode "row"; AdapterPlus).
+  double stochastic_depth = 0.0;
   std::vector<int64_t> leave_out;  ///< layer indices without an adapter
 
   /// AdapterHub's presets: "seq_bn" (alias "pfeiffer"), "double_seq_bn"
