@@ -12,7 +12,10 @@ namespace peftcpp::cli {
 /// peftcpp info --model DIR [--json]
 void add_info_command(CLI::App& app);
 /// peftcpp predict --model DIR --input FILE.jsonl --output FILE.safetensors
+///   [--adapter DIR ...] [--set-adapter NAME]
 void add_predict_command(CLI::App& app);
+/// peftcpp merge --model DIR --adapter DIR --out DIR
+void add_merge_command(CLI::App& app);
 /// peftcpp tokenize --model DIR --input FILE.jsonl --output FILE.jsonl
 void add_tokenize_command(CLI::App& app);
 

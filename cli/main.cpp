@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   peftcpp::cli::add_info_command(app);
   peftcpp::cli::add_predict_command(app);
+  peftcpp::cli::add_merge_command(app);
   peftcpp::cli::add_tokenize_command(app);
   try {
     app.parse(argc, argv);  // runs the chosen subcommand's callback

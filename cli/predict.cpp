@@ -15,6 +15,7 @@
 #include "models/checkpoint/safetensors.h"
 #include "models/encoder/encoder_runner.h"
 #include "models/encoder/load_encoder.h"
+#include "peft/peft_model.h"
 
 namespace peftcpp::cli {
 
@@ -31,8 +32,42 @@ struct PredictFlags {
   std::string dtype = "float32";
   int threads = 0;
   bool no_hidden_states = false;
+  std::vector<std::string> adapters;
+  std::string set_adapter;
   TokenizationFlags tokenization;
 };
+
+// Loads every --adapter folder onto `model` under its folder name and
+// activates --set-adapter (default: the last one).
+void load_adapters(peft::PeftModelImpl& model, const PredictFlags& f) {
+  for (const auto& dir : f.adapters) {
+    std::string name = fs::path(dir).lexically_normal().filename().string();
+    if (name.empty() || name == ".")
+      name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
+    if (model.has_adapter(name)) {
+      throw std::invalid_argument(error_message(
+          "--adapter " + dir, "adapter folders with distinct names",
+          "a second adapter named \"" + name + "\"",
+          "adapters are named after their folders; rename one"));
+    }
+    model.load_adapter(dir, name);
+  }
+  if (!f.set_adapter.empty()) {
+    if (!model.has_adapter(f.set_adapter)) {
+      throw std::invalid_argument(error_message(
+          "--set-adapter", "one of the loaded adapters [" +
+                               join_names(model.adapter_names()) + "]",
+          "\"" + f.set_adapter + "\"", "adapters are named after their folders"));
+    }
+    model.set_adapter(f.set_adapter);
+  } else if (!f.adapters.empty()) {
+    model.set_adapter(model.adapter_names().back());
+  }
+  std::fprintf(stderr, "adapter: %s (%s)\n", model.active_adapter().c_str(),
+               peft::to_string(
+                   model.adapter_config(model.active_adapter()).peft_type())
+                   .c_str());
+}
 
 c10::Device parse_device(const std::string& name) {
   c10::Device device = c10::kCPU;
@@ -103,6 +138,25 @@ void run_predict(const PredictFlags& f) {
                  k.c_str());
   }
   models::RunEncoderOptions run;
+  std::optional<peft::PeftModel> adapted;
+  if (!f.adapters.empty()) {
+    adapted.emplace(model);
+    load_adapters(**adapted, f);
+    const bool head = model.has_classifier();
+    run.encode = [&adapted, head](const models::EncoderInputs& in) {
+      models::EncoderOutput out = (*adapted)->encode(in);
+      // Prompt methods put their virtual tokens in front; a bare
+      // encoder's outputs cover the real tokens only.
+      const int64_t extra =
+          out.last_hidden_state.size(1) - in.attention_mask.size(1);
+      if (!head && extra > 0)
+        out.last_hidden_state = out.last_hidden_state.slice(1, extra);
+      return out;
+    };
+  } else if (!f.set_adapter.empty()) {
+    throw std::invalid_argument(error_message(
+        "--set-adapter", "--adapter folders to choose from", "none"));
+  }
   run.batch_size = f.batch_size;
   run.with_hidden_states = !f.no_hidden_states && !model.has_classifier();
   run.show_progress = true;
@@ -177,6 +231,11 @@ void add_predict_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--no-hidden-states", f->no_hidden_states,
                 "Leave last_hidden_state and attention_mask out of the output");
+  cmd->add_option("--adapter", f->adapters,
+                  "Adapter folder (HF PEFT or AdapterHub format), named after "
+                  "the folder; repeat for several (the last is active)");
+  cmd->add_option("--set-adapter", f->set_adapter,
+                  "Name of the --adapter to run (default: the last)");
   add_tokenization_flags(*cmd, f->tokenization);
   cmd->callback([f] { run_predict(*f); });
 }

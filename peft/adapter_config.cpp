@@ -418,6 +418,7 @@ std::string adapter_config_to_json(const AdapterConfig& config) {
     write_prompt_learning(j, *c);
     j["encoder_hidden_size"] = c->encoder_hidden_size;
     j["prefix_projection"] = c->prefix_projection;
+    j["init_weights"] = nullptr;
   } else {
     throw std::invalid_argument(error_message(
         "adapter_config_to_json", "a PEFT method",

@@ -128,10 +128,11 @@ struct PromptTuningConfig : PromptLearningConfig {
 /// of a small trained encoder (MLP), kept only during training; the saved
 /// adapter is the encoder's output table.
 struct PromptEncoderConfig : PromptLearningConfig {
-  std::string encoder_reparameterization_type = "MLP";  ///< "MLP" only
+  /// "MLP" ("LSTM": saved adapters run, training one is not supported)
+  std::string encoder_reparameterization_type = "MLP";
   int64_t encoder_hidden_size = 0;  ///< 0: token_dim
   int64_t encoder_num_layers = 2;
-  double encoder_dropout = 0.0;
+  double encoder_dropout = 0.0;  ///< LSTM only; PEFT's MLP has no dropout
 };
 
 /// Prefix tuning (Li & Liang 2021): per-layer key/value prefixes, optionally

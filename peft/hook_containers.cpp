@@ -48,7 +48,8 @@ void remove_from_container(torch::nn::Module& owner,
     }
     owner.replace_module(container, rebuilt);
   }
-  const auto now = owner.named_children().find(container);
+  const auto after = owner.named_children();  // find() points into it
+  const auto* now = after.find(container);
   if (now && (*now)->named_children().is_empty() &&
       (*now)->named_parameters(/*recurse=*/false).is_empty())
     owner.unregister_module(container);

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <map>
+#include <set>
 #include <stdexcept>
 
 #include "common/error.h"
@@ -361,18 +362,31 @@ std::unique_ptr<Adapter> add_lora(const AdapterContext& ctx,
   }
   // PEFT's bias policy: "all" trains (and saves) every bias of the model,
   // "lora_only" the biases of the targeted layers.
+  // PEFT wraps a targeted layer, so its bias is saved as
+  // "<layer>.base_layer.bias"; other biases keep their names.
+  std::set<std::string> targeted;
+  for (const auto& [module_name, layer] : layers) {
+    if (layer->bias.defined())
+      targeted.insert(module_name + ".bias");
+  }
+  const auto saved_bias_name = [&](const std::string& key) {
+    return targeted.count(key)
+               ? key.substr(0, key.size() - 5) + ".base_layer.bias"
+               : key;
+  };
   if (config.bias == "all") {
     for (const auto& item : ctx.root->named_parameters()) {
       const std::string& key = item.key();
       if (key.size() >= 5 && key.compare(key.size() - 5, 5, ".bias") == 0 &&
           key.find(".lora_") == std::string::npos &&
           key.find(".modules_to_save.") == std::string::npos)
-        adapter->add_trained_bias(key, item.value());
+        adapter->add_trained_bias(saved_bias_name(key), item.value());
     }
   } else if (config.bias == "lora_only") {
     for (const auto& [module_name, layer] : layers) {
       if (layer->bias.defined())
-        adapter->add_trained_bias(module_name + ".bias", layer->bias);
+        adapter->add_trained_bias(saved_bias_name(module_name + ".bias"),
+                                  layer->bias);
     }
   }
   return adapter;

@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "models/checkpoint/safetensors.h"
 #include "models/checkpoint/state_dict.h"
+#include "peft/adapterhub_folder.h"
 #include "peft/bottleneck.h"
 #include "peft/ia3.h"
 #include "peft/lora.h"
@@ -132,6 +133,8 @@ PeftModelImpl::PeftModelImpl(models::LoadedEncoder base)
   for (auto& p : base_.module().parameters())
     p.set_requires_grad(false);
 }
+
+PeftModelImpl::~PeftModelImpl() = default;
 
 void PeftModelImpl::add_adapter(const std::string& name,
                                 const AdapterConfig& config) {
@@ -312,7 +315,7 @@ void PeftModelImpl::update_trainable() {
 // --- forward ----------------------------------------------------------------
 
 models::EncoderInputs PeftModelImpl::with_prompt(
-    const models::EncoderInputs& inputs) const {
+    const models::EncoderInputs& inputs) {
   if (disabled_ || active_.empty())
     return inputs;
   const Adapter& method = *entry(active_, "forward").method;

@@ -68,6 +68,7 @@ class PeftModelImpl : public torch::nn::Module {
  public:
   /// Wraps `base`; every base parameter is frozen.
   explicit PeftModelImpl(models::LoadedEncoder base);
+  ~PeftModelImpl() override;
 
   /// Adds the adapter `name` (validated against the model, see each
   /// method), and makes it active if it is the first. Throws
@@ -145,7 +146,7 @@ class PeftModelImpl : public torch::nn::Module {
   const Entry& entry(const std::string& name, const std::string& where) const;
   void update_trainable();
   void set_all_enabled(bool enabled);
-  models::EncoderInputs with_prompt(const models::EncoderInputs& inputs) const;
+  models::EncoderInputs with_prompt(const models::EncoderInputs& inputs);
 
   models::LoadedEncoder base_;
   ModelInfo info_;

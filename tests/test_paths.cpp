@@ -1,11 +1,14 @@
 #include "tests/test_paths.h"
 
+#include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <random>
 #include <stdexcept>
 #include <string>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace peftcpp::testing {
@@ -51,6 +54,27 @@ fs::path minilm_dir() {
                              "nothing (hint: run the tests through ctest)");
   }
   return fs::path(dir);
+}
+
+CommandResult run_command(const std::string& command) {
+  CommandResult r;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr)
+    return r;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0)
+    r.output.append(buf.data(), n);
+  const int status = ::pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+CommandResult run_fixture_script(const std::string& script,
+                                 const std::string& args) {
+  return run_command(std::string("'") + PEFTCPP_PYTHON_PATH + "' '" +
+                     PEFTCPP_SOURCE_DIR + "/tests/fixtures/" + script + "' " +
+                     args);
 }
 
 }  // namespace peftcpp::testing

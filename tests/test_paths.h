@@ -38,4 +38,19 @@ class ScratchDir {
 /// found it (fixture_dir()/minilm_dir.txt).
 std::filesystem::path minilm_dir();
 
+/// What a shell command printed (stdout and stderr together) and its exit
+/// code (-1 when it did not exit normally).
+struct CommandResult {
+  int code = -1;
+  std::string output;
+};
+
+/// Runs `command` with /bin/sh and collects its output.
+CommandResult run_command(const std::string& command);
+
+/// Runs a script of tests/fixtures with the venv's Python:
+/// "<python> <source>/tests/fixtures/<script> <args>".
+CommandResult run_fixture_script(const std::string& script,
+                                 const std::string& args);
+
 }  // namespace peftcpp::testing

@@ -60,10 +60,14 @@ StateDict load_safetensors_file(const fs::path& path) {
 }
 
 // One checkpoint file of either format, told apart by content, not name: a
-// torch.save archive is a zip ("PK"), a safetensors file is not.
+// safetensors file is an 8-byte header length then the JSON header ("{"); a
+// torch.save archive is a zip ("PK") or, before torch 1.6, a pickle (0x80).
+// The safetensors test comes first: a header length's low byte may be 0x80.
 StateDict load_single_file(const fs::path& path) {
-  char magic[2] = {0, 0};
-  std::ifstream(path, std::ios::binary).read(magic, 2);
+  char magic[9] = {0};
+  std::ifstream(path, std::ios::binary).read(magic, sizeof(magic));
+  if (magic[8] == '{')
+    return load_safetensors_file(path);
   const bool zip = magic[0] == 'P' && magic[1] == 'K';
   const bool legacy_pickle = uint8_t(magic[0]) == 0x80;
   if (zip || legacy_pickle || ends_with(path.string(), ".bin") ||

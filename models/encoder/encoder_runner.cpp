@@ -157,7 +157,8 @@ EncoderRunOutputs run_encoder(LoadedEncoder& model,
     in.attention_mask = mask.to(device);
     const at::Tensor rows = at::tensor(
         std::vector<int64_t>(order.begin() + start, order.begin() + end));
-    EncoderOutput enc = model.base()->forward(in);
+    EncoderOutput enc =
+        options.encode ? options.encode(in) : model.base()->forward(in);
     if (head) {
       out.logits.index_copy_(
           0, rows, model.classifier->head(enc).to(at::kCPU, at::kFloat));

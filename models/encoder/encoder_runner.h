@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "data/tokenizer/encoding.h"
@@ -22,6 +23,11 @@ struct RunEncoderOptions {
   bool with_hidden_states = true;
   /// Draw a progress bar on stderr.
   bool show_progress = false;
+  /// Runs the encoder instead of model.base() (a model with adapters). For
+  /// a bare encoder its last_hidden_state must cover exactly the batch's T
+  /// tokens (virtual tokens removed); with a head it is passed to the head
+  /// as is.
+  std::function<EncoderOutput(const EncoderInputs&)> encode;
 };
 
 /// What comes back; tensors are float32 on the CPU, rows in input order.

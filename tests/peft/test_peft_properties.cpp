@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <functional>
 
 #include "models/checkpoint/safetensors.h"
