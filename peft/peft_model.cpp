@@ -465,7 +465,8 @@ void PeftModelImpl::save_adapter(const fs::path& dir,
                                   : base_.config.architectures.front();
     save_adapterhub_folder(dir, e.name,
                            std::get<BottleneckConfig>(e.config.method), info_,
-                           model_class, e.method->state_dict_to_save(""), head);
+                           model_class, e.method->state_dict_to_save(""), head,
+                           base_.config.id2label);
     return;
   }
   const std::string prefix = saved_prefix(e.config.peft_type());
