@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -42,8 +43,10 @@ struct PredictFlags {
 void load_adapters(peft::PeftModelImpl& model, const PredictFlags& f) {
   for (const auto& dir : f.adapters) {
     std::string name = fs::path(dir).lexically_normal().filename().string();
-    if (name.empty() || name == ".")
+    if (name.empty() || name == "." || name == "..")
       name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
+    // Adapter names become parts of parameter names: no dots.
+    std::replace(name.begin(), name.end(), '.', '_');
     if (model.has_adapter(name)) {
       throw std::invalid_argument(error_message(
           "--adapter " + dir, "adapter folders with distinct names",

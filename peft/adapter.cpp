@@ -23,16 +23,24 @@ void Adapter::unmerge() {
 
 std::string Adapter::saved_key(const std::string& in_memory_name,
                                const std::string& prefix) const {
-  // PEFT removes ".<adapter name>" from every key: the segment in the
-  // middle (lora_A.default.weight) or at the end (ia3_l.default).
-  const std::string middle = "." + name_ + ".";
+  // PEFT's _remove_adapter_name_from_state_dict_key: ".<name>" at the end
+  // ("x.ia3_l.<name>") or just before the last segment
+  // ("x.lora_A.<name>.weight"); a module path segment that happens to equal
+  // the name is left alone.
   const std::string tail = "." + name_;
+  const auto ends_with_tail = [&](const std::string& s) {
+    return s.size() > tail.size() &&
+           s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+  };
   std::string key = in_memory_name;
-  if (const auto pos = key.rfind(middle); pos != std::string::npos) {
-    key.erase(pos, tail.size());
-  } else if (key.size() > tail.size() &&
-             key.compare(key.size() - tail.size(), tail.size(), tail) == 0) {
+  if (ends_with_tail(key)) {
     key.erase(key.size() - tail.size());
+  } else if (const auto dot = key.rfind('.'); dot != std::string::npos) {
+    std::string head = key.substr(0, dot);
+    if (ends_with_tail(head)) {
+      head.erase(head.size() - tail.size());
+      key = head + key.substr(dot);
+    }
   }
   return prefix + key;
 }

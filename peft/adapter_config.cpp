@@ -162,7 +162,12 @@ Ia3Config read_ia3(const Reader& r) {
   Ia3Config c;
   r.selector("target_modules", c.target_modules);
   r.selector("exclude_modules", c.exclude_modules);
-  r.selector("feedforward_modules", c.feedforward_modules);
+  if (const auto it = r.raw().find("feedforward_modules");
+      it != r.raw().end() && !it->is_null()) {
+    ModuleSelector ff;
+    r.selector("feedforward_modules", ff);
+    c.feedforward_modules = ff;
+  }
   r.get("init_ia3_weights", c.init_ia3_weights);
   r.get("fan_in_fan_out", c.fan_in_fan_out);
   r.int_list("layers_to_transform", c.layers_to_transform);
@@ -393,7 +398,12 @@ std::string adapter_config_to_json(const AdapterConfig& config) {
   } else if (const auto* c = std::get_if<Ia3Config>(&config.method)) {
     j["target_modules"] = selector_json(c->target_modules);
     j["exclude_modules"] = selector_json(c->exclude_modules);
-    j["feedforward_modules"] = selector_json(c->feedforward_modules);
+    j["feedforward_modules"] =
+        !c->feedforward_modules
+            ? json(nullptr)
+            : (c->feedforward_modules->regex
+                   ? json(*c->feedforward_modules->regex)
+                   : json(c->feedforward_modules->names));
     j["init_ia3_weights"] = c->init_ia3_weights;
     j["fan_in_fan_out"] = c->fan_in_fan_out;
     j["layers_to_transform"] = int_list_json(c->layers_to_transform);

@@ -91,8 +91,8 @@ struct Ia3Config {
   ModuleSelector target_modules;       ///< empty: the architecture's default
   ModuleSelector exclude_modules;
   /// Targets whose input is scaled instead of the output; a subset of the
-  /// targets (empty with default targets: the architecture's default).
-  ModuleSelector feedforward_modules;
+  /// targets. Unset: the architecture's default (an empty list: none).
+  std::optional<ModuleSelector> feedforward_modules;
   bool init_ia3_weights = true;        ///< ones (the identity); false: random
   bool fan_in_fan_out = false;
   std::vector<int64_t> layers_to_transform;

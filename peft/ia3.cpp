@@ -21,7 +21,9 @@ class Ia3Hook final : public models::LinearHook {
   Ia3Hook(models::LinearImpl& layer, std::string name, bool feedforward,
           bool init_ones)
       : layer_(layer), name_(std::move(name)), feedforward_(feedforward) {
-    const auto options = layer.weight.options();
+    auto options = layer.weight.options();
+    if (options.dtype() == at::kHalf || options.dtype() == at::kBFloat16)
+      options = options.dtype(at::kFloat);  // as PEFT: 16-bit bases, fp32 l
     // [1, in] scales the input, [out, 1] the output (PEFT's shapes).
     const std::vector<int64_t> shape =
         feedforward ? std::vector<int64_t>{1, layer.in_features()}
@@ -51,25 +53,41 @@ class Ia3Hook final : public models::LinearHook {
   bool merged() const { return merged_; }
 
   // W * l (rows for output scaling, columns for input scaling); the bias
-  // scales with the output.
-  void merge(bool safe) {
-    if (merged_)
-      return;
+  // scales with the output. The base values are kept so unmerge restores
+  // them exactly (dividing by l would not, and fails for l = 0).
+  std::pair<at::Tensor, at::Tensor> merged_tensors() const {
     at::NoGradGuard no_grad;
-    const at::Tensor weight = layer_.weight * scale_;
+    const at::Tensor weight =
+        (layer_.weight * scale_).to(layer_.weight.scalar_type());
     at::Tensor bias;
     if (!feedforward_ && layer_.bias.defined())
-      bias = layer_.bias * scale_.reshape(layer_.bias.sizes());
-    if (safe && (!at::isfinite(weight).all().item<bool>() ||
-                 (bias.defined() && !at::isfinite(bias).all().item<bool>()))) {
+      bias = (layer_.bias * scale_.reshape(layer_.bias.sizes()))
+                 .to(layer_.bias.scalar_type());
+    return {weight, bias};
+  }
+
+  void check_merge() const {
+    const auto [weight, bias] = merged_tensors();
+    if (!at::isfinite(weight).all().item<bool>() ||
+        (bias.defined() && !at::isfinite(bias).all().item<bool>())) {
       throw std::runtime_error(error_message(
           "merge_adapter", "finite merged weights",
           "NaN or Inf for adapter \"" + name_ + "\"",
           "the adapter seems to be broken; the base weights are unchanged"));
     }
+  }
+
+  void merge() {
+    if (merged_)
+      return;
+    at::NoGradGuard no_grad;
+    const auto [weight, bias] = merged_tensors();
+    original_weight_ = layer_.weight.clone();
     layer_.weight.copy_(weight);
-    if (bias.defined())
+    if (bias.defined()) {
+      original_bias_ = layer_.bias.clone();
       layer_.bias.copy_(bias);
+    }
     merged_ = true;
   }
 
@@ -77,9 +95,11 @@ class Ia3Hook final : public models::LinearHook {
     if (!merged_)
       return;
     at::NoGradGuard no_grad;
-    layer_.weight.div_(scale_);
-    if (!feedforward_ && layer_.bias.defined())
-      layer_.bias.div_(scale_.reshape(layer_.bias.sizes()));
+    layer_.weight.copy_(original_weight_);
+    if (original_bias_.defined())
+      layer_.bias.copy_(original_bias_);
+    original_weight_ = at::Tensor();
+    original_bias_ = at::Tensor();
     merged_ = false;
   }
 
@@ -91,6 +111,7 @@ class Ia3Hook final : public models::LinearHook {
   std::string name_;
   bool feedforward_;
   at::Tensor scale_;
+  at::Tensor original_weight_, original_bias_;  // while merged
   bool enabled_ = false;
   bool merged_ = false;
 };
@@ -130,15 +151,12 @@ class Ia3Adapter final : public Adapter {
     return !targets_.empty() && targets_.front().hook->merged();
   }
   void merge(bool safe) override {
-    size_t done = 0;
-    try {
-      for (; done < targets_.size(); ++done)
-        targets_[done].hook->merge(safe);
-    } catch (...) {
-      for (size_t i = 0; i < done; ++i)
-        targets_[i].hook->unmerge();
-      throw;
+    if (safe) {  // check every layer before changing any
+      for (auto& t : targets_)
+        t.hook->check_merge();
     }
+    for (auto& t : targets_)
+      t.hook->merge();
   }
   void unmerge() override {
     for (auto& t : targets_)
@@ -196,15 +214,16 @@ std::vector<std::string> default_ia3_feedforward(
 std::unique_ptr<Adapter> add_ia3(const AdapterContext& ctx,
                                  const std::string& name, Ia3Config& config) {
   const std::string where = "add_ia3(" + name + ")";
-  if (config.target_modules.empty()) {
+  // As PEFT, each of the two is filled with its default when unset.
+  if (config.target_modules.empty())
     config.target_modules =
         ModuleSelector::list(default_ia3_targets(ctx.info.model_type));
-    if (config.feedforward_modules.empty())
-      config.feedforward_modules =
-          ModuleSelector::list(default_ia3_feedforward(ctx.info.model_type));
-  }
-  if (!config.target_modules.regex && !config.feedforward_modules.regex) {
-    for (const auto& ff : config.feedforward_modules.names) {
+  if (!config.feedforward_modules)
+    config.feedforward_modules =
+        ModuleSelector::list(default_ia3_feedforward(ctx.info.model_type));
+  const ModuleSelector& feedforward_modules = *config.feedforward_modules;
+  if (!config.target_modules.regex && !feedforward_modules.regex) {
+    for (const auto& ff : feedforward_modules.names) {
       bool listed = false;
       for (const auto& t : config.target_modules.names)
         listed = listed || t == ff;
@@ -225,10 +244,10 @@ std::unique_ptr<Adapter> add_ia3(const AdapterContext& ctx,
     // PEFT: a string is a full regex match, a list entry a name suffix
     // (plain endswith, no dot required).
     bool feedforward = false;
-    if (config.feedforward_modules.regex) {
-      feedforward = selector_matches(config.feedforward_modules, module_name);
+    if (feedforward_modules.regex) {
+      feedforward = selector_matches(feedforward_modules, module_name);
     } else {
-      for (const auto& ff : config.feedforward_modules.names) {
+      for (const auto& ff : feedforward_modules.names) {
         feedforward = feedforward ||
                       (module_name.size() >= ff.size() &&
                        module_name.compare(module_name.size() - ff.size(),

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <map>
+#include <tuple>
 #include <set>
 #include <stdexcept>
 
@@ -30,7 +31,11 @@ class LoraHook final : public models::LinearHook {
         dropout_(config.lora_dropout),
         use_dora_(config.use_dora),
         lora_bias_(config.lora_bias) {
-    const auto options = layer.weight.options();
+    // As PEFT (autocast_adapter_dtype): adapters of a 16-bit base are kept
+    // in float32; their output is cast back to the layer's dtype.
+    auto options = layer.weight.options();
+    if (options.dtype() == at::kHalf || options.dtype() == at::kBFloat16)
+      options = options.dtype(at::kFloat);
     A_ = torch::nn::Linear(
         torch::nn::LinearOptions(layer.in_features(), r).bias(false));
     B_ = torch::nn::Linear(
@@ -46,7 +51,9 @@ class LoraHook final : public models::LinearHook {
       at::NoGradGuard no_grad;
       magnitude_ = add_parameter_to_container(
           layer, "lora_magnitude_vector", name_,
-          weight_norm(layer.weight, lora_weight()).set_requires_grad(true));
+          weight_norm(layer.weight.to(options.dtype().toScalarType()),
+                      lora_weight())
+              .set_requires_grad(true));
     }
   }
 
@@ -63,7 +70,7 @@ class LoraHook final : public models::LinearHook {
     if (!use_dora_) {
       if (drop)
         input = at::dropout(input, dropout_, /*train=*/true);
-      return y + B_(A_(input)) * scaling_;
+      return y + (B_(A_(input)) * scaling_).to(y.scalar_type());
     }
     // DoRA: as PEFT, in eval (or without dropout) the base output y is
     // reused; with dropout the base output is recomputed on dropout(x).
@@ -72,7 +79,8 @@ class LoraHook final : public models::LinearHook {
       input = at::dropout(input, dropout_, /*train=*/true);
       base_result = at::linear(input, layer.weight.to(input.scalar_type()));
     } else {
-      base_result = layer.bias.defined() ? y - layer.bias : y;
+      base_result = (layer.bias.defined() ? y - layer.bias : y)
+                        .to(input.scalar_type());
     }
     const at::Tensor norm =
         weight_norm(layer.weight.to(input.scalar_type()),
@@ -80,24 +88,42 @@ class LoraHook final : public models::LinearHook {
             .detach();
     const at::Tensor mag_norm_scale = (magnitude_ / norm).view({1, -1});
     const at::Tensor lora_result = B_(A_(input));
-    return y + (mag_norm_scale - 1) * base_result +
-           mag_norm_scale * lora_result * scaling_;
+    return y + ((mag_norm_scale - 1) * base_result +
+                mag_norm_scale * lora_result * scaling_)
+                   .to(y.scalar_type());
   }
 
   void set_enabled(bool enabled) { enabled_ = enabled; }
   bool merged() const { return merged_; }
+
+  // Throws, changing nothing, if merging would give a non-finite weight.
+  void check_merge() const { merged_tensors(/*check=*/true); }
 
   // W += s B A (DoRA: W = m / ||W + s B A|| (W + s B A)); b += s b_B.
   void merge(bool safe) {
     if (merged_)
       return;
     at::NoGradGuard no_grad;
-    at::Tensor& weight = layer_.weight;
+    auto [merged_weight, merged_bias, norm] = merged_tensors(safe);
+    if (use_dora_)
+      dora_norm_ = norm;
+    layer_.weight.copy_(merged_weight);
+    if (merged_bias.defined())
+      layer_.bias.copy_(merged_bias);
+    merged_ = true;
+  }
+
+ private:
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> merged_tensors(
+      bool check) const {
+    at::NoGradGuard no_grad;
+    const at::Tensor& weight = layer_.weight;
     const at::Tensor delta = delta_weight().to(weight.scalar_type());
     at::Tensor merged_weight;
+    at::Tensor norm;
     if (use_dora_) {
-      dora_norm_ = weight_norm(weight, delta, /*scale=*/1.0).detach();
-      const at::Tensor factor = (magnitude_ / dora_norm_).view({-1, 1});
+      norm = weight_norm(weight, delta, /*scale=*/1.0).detach();
+      const at::Tensor factor = (magnitude_ / norm).view({-1, 1});
       merged_weight = factor * (weight + delta);
     } else {
       merged_weight = weight + delta;
@@ -111,7 +137,7 @@ class LoraHook final : public models::LinearHook {
       }
       merged_bias = layer_.bias + B_->bias * scaling_;
     }
-    if (safe && (!at::isfinite(merged_weight).all().item<bool>() ||
+    if (check && (!at::isfinite(merged_weight).all().item<bool>() ||
                  (merged_bias.defined() &&
                   !at::isfinite(merged_bias).all().item<bool>()))) {
       throw std::runtime_error(error_message(
@@ -119,12 +145,10 @@ class LoraHook final : public models::LinearHook {
           "NaN or Inf for adapter \"" + name_ + "\"",
           "the adapter seems to be broken; the base weights are unchanged"));
     }
-    weight.copy_(merged_weight);
-    if (merged_bias.defined())
-      layer_.bias.copy_(merged_bias);
-    merged_ = true;
+    return {merged_weight, merged_bias.defined() ? merged_bias.to(layer_.bias.scalar_type()) : merged_bias, norm};
   }
 
+ public:
   void unmerge() {
     if (!merged_)
       return;
@@ -241,19 +265,10 @@ class LoraAdapter final : public Adapter {
   }
 
   void merge(bool safe) override {
+    // Safe: check every layer before changing any.
     if (safe) {
-      // Check every layer before changing any: merge on each layer, and
-      // undo the ones done if a later one refuses.
-      size_t done = 0;
-      try {
-        for (; done < targets_.size(); ++done)
-          targets_[done].hook->merge(/*safe=*/true);
-      } catch (...) {
-        for (size_t i = 0; i < done; ++i)
-          targets_[i].hook->unmerge();
-        throw;
-      }
-      return;
+      for (auto& t : targets_)
+        t.hook->check_merge();
     }
     for (auto& t : targets_)
       t.hook->merge(/*safe=*/false);
@@ -374,12 +389,22 @@ std::unique_ptr<Adapter> add_lora(const AdapterContext& ctx,
                ? key.substr(0, key.size() - 5) + ".base_layer.bias"
                : key;
   };
+  // Biases inside modules_to_save train with the adapter's copy instead.
+  const auto in_saved_module = [&](const std::string& key) {
+    for (const auto& m : ctx.modules_to_save) {
+      if (key.rfind(m + ".", 0) == 0 ||
+          key.find("." + m + ".") != std::string::npos)
+        return true;
+    }
+    return false;
+  };
   if (config.bias == "all") {
     for (const auto& item : ctx.root->named_parameters()) {
       const std::string& key = item.key();
       if (key.size() >= 5 && key.compare(key.size() - 5, 5, ".bias") == 0 &&
           key.find(".lora_") == std::string::npos &&
-          key.find(".modules_to_save.") == std::string::npos)
+          key.find(".modules_to_save.") == std::string::npos &&
+          !in_saved_module(key))
         adapter->add_trained_bias(saved_bias_name(key), item.value());
     }
   } else if (config.bias == "lora_only") {

@@ -195,7 +195,10 @@ bool name_matches(const std::string& module, const std::string& wanted) {
 std::unique_ptr<Adapter> add_modules_to_save(
     const AdapterContext& ctx, const std::string& name,
     const std::vector<std::string>& module_names, bool required) {
-  auto adapter = std::make_unique<ModulesToSave>(name);
+  // Validate every module before attaching anything, so a refused module
+  // leaves no hooks behind.
+  std::vector<std::pair<std::string, std::shared_ptr<models::LinearImpl>>>
+      linears;
   std::set<std::string> taken;
   for (const auto& item : ctx.root->named_modules(/*name_prefix=*/"",
                                                   /*include_self=*/false)) {
@@ -206,34 +209,42 @@ std::unique_ptr<Adapter> add_modules_to_save(
     if (!wanted)
       continue;
     // The module itself may be a Linear (BERT's classifier) or hold Linear
-    // layers only (RoBERTa's classifier.dense / classifier.out_proj).
+    // layers only (RoBERTa's classifier.dense / classifier.out_proj): every
+    // parameter of the subtree must belong to a Linear, or part of the
+    // module would silently not be trained or saved.
     std::vector<std::pair<std::string, std::shared_ptr<models::LinearImpl>>>
-        linears;
-    if (auto linear =
-            std::dynamic_pointer_cast<models::LinearImpl>(item.value())) {
-      linears.emplace_back(module_name, linear);
-    } else {
-      for (const auto& child : item.value()->named_modules(
-               /*name_prefix=*/module_name, /*include_self=*/false)) {
-        if (auto l =
-                std::dynamic_pointer_cast<models::LinearImpl>(child.value()))
-          linears.emplace_back(child.key(), l);
-      }
-      if (!item.value()->named_parameters(/*recurse=*/false).is_empty() ||
-          linears.empty()) {
-        throw std::invalid_argument(error_message(
-            "modules_to_save", "modules made of Linear layers (a head)",
-            "\"" + module_name + "\"",
-            "embeddings and normalisation layers cannot be saved whole yet"));
+        found;
+    int64_t linear_params = 0;
+    for (const auto& child : item.value()->named_modules(
+             /*name_prefix=*/module_name, /*include_self=*/true)) {
+      if (auto l =
+              std::dynamic_pointer_cast<models::LinearImpl>(child.value())) {
+        found.emplace_back(child.key(), l);
+        linear_params += static_cast<int64_t>(l->weight.defined()) +
+                         static_cast<int64_t>(l->bias.defined());
       }
     }
-    for (auto& [linear_name, linear] : linears) {
-      if (!taken.insert(linear_name).second)
-        continue;
-      auto hook = std::make_shared<HeadCopyHook>(*linear, name);
-      linear->attach_hook(adapter->hook_key(), hook);
-      adapter->add(Copied{linear_name, linear, hook});
+    // (Copies other adapters attached are not the module's own.)
+    int64_t own_params = 0;
+    for (const auto& p : item.value()->named_parameters()) {
+      own_params += p.key().find(kContainer) == std::string::npos;
     }
+    if (found.empty() || own_params != linear_params) {
+      throw std::invalid_argument(error_message(
+          "modules_to_save", "modules made of Linear layers only (a head)",
+          "\"" + module_name + "\"",
+          "embeddings and normalisation layers cannot be saved whole yet"));
+    }
+    for (auto& f : found) {
+      if (taken.insert(f.first).second)
+        linears.push_back(std::move(f));
+    }
+  }
+  auto adapter = std::make_unique<ModulesToSave>(name);
+  for (auto& [linear_name, linear] : linears) {
+    auto hook = std::make_shared<HeadCopyHook>(*linear, name);
+    linear->attach_hook(adapter->hook_key(), hook);
+    adapter->add(Copied{linear_name, linear, hook});
   }
   if (adapter->empty()) {
     if (required) {

@@ -89,21 +89,23 @@ std::string with_thousands(int64_t n) {
 
 // --- disabled scope ---------------------------------------------------------
 
-AdaptersDisabled::AdaptersDisabled(PeftModelImpl& model)
-    : model_(model), was_merged_(model.merged()) {
-  if (was_merged_)
+AdaptersDisabled::AdaptersDisabled(PeftModelImpl& model) : model_(model) {
+  if (model_.merged()) {
+    merged_adapter_ = model_.active_;
     model_.unmerge_adapter();
-  model_.disabled_ = true;
-  model_.set_all_enabled(false);
+  }
+  if (model_.disabled_++ == 0)
+    model_.set_all_enabled(false);
 }
 
 AdaptersDisabled::~AdaptersDisabled() {
-  model_.disabled_ = false;
+  if (--model_.disabled_ > 0)
+    return;  // an outer scope still holds the adapters off
   if (!model_.active_.empty()) {
     for (Adapter* part : model_.entry(model_.active_, "enable").parts())
       part->set_enabled(true);
   }
-  if (was_merged_) {
+  if (!merged_adapter_.empty() && merged_adapter_ == model_.active_) {
     try {
       model_.merge_adapter();
     } catch (const std::exception& e) {
@@ -328,11 +330,11 @@ models::EncoderInputs PeftModelImpl::with_prompt(
                              "inputs_embeds, got neither");
   const int64_t batch = ref.size(0);
   models::EncoderInputs out = inputs;
-  // PEFT's sequence classification forward drops position ids for prompt
-  // learning (they would not cover the virtual tokens).
-  out.position_ids = at::Tensor();
   const at::Tensor prompts = method.virtual_token_embeddings(batch);
   if (prompts.defined()) {
+    // PEFT drops explicit position ids for prompt tuning (they would not
+    // cover the virtual tokens).
+    out.position_ids = at::Tensor();
     // Prompt tuning / P-tuning: [B, P, H] in front of the token
     // embeddings; the mask gets P ones, the token types P zeros.
     at::Tensor embeds = inputs.inputs_embeds.defined()
@@ -357,8 +359,11 @@ models::EncoderInputs PeftModelImpl::with_prompt(
     return out;
   }
   // Prefix tuning: per-layer keys/values; the encoder keeps the prefix
-  // visible and shifts positions as transformers does for a past.
+  // visible and shifts derived positions as transformers does for a past;
+  // explicit position ids move on by P, as PEFT moves them.
   out.prefix = method.key_value_prefix(batch);
+  if (inputs.position_ids.defined())
+    out.position_ids = inputs.position_ids + p;
   return out;
 }
 
@@ -379,6 +384,11 @@ models::EncoderOutput PeftModelImpl::encode(
 // --- merging ------------------------------------------------------------------
 
 void PeftModelImpl::merge_adapter(bool safe) {
+  if (disabled_ > 0) {
+    throw std::invalid_argument(error_message(
+        "merge_adapter", "adapters enabled", "a disable_adapters() scope",
+        "merge after the scope ends"));
+  }
   if (active_.empty()) {
     throw std::invalid_argument(error_message(
         "merge_adapter", "an active adapter", "none"));
@@ -422,8 +432,6 @@ models::LoadedEncoder PeftModelImpl::merge_and_unload(bool safe) {
   }
   entries_.clear();
   active_.clear();
-  for (auto& p : base_.module().parameters())
-    p.set_requires_grad(true);
   return base_;
 }
 
@@ -528,9 +536,20 @@ void PeftModelImpl::load_adapter(const fs::path& dir, const std::string& name,
   AdapterConfig to_add = config;
   to_add.inference_mode = to_add.inference_mode ||
                           is_prompt_learning(config.peft_type());
+  // Base tensors the adapter trains (LoRA's bias policies) get overwritten
+  // by load_saved: keep their values to put back if the load is refused.
+  std::set<const void*> base_tensors;
+  for (const auto& p : base_.module().parameters())
+    base_tensors.insert(p.unsafeGetTensorImpl());
+  const std::string previous_active = active_;
   add_adapter(name, to_add);
   Entry& e = entry(name, "load_adapter");
   e.config.inference_mode = config.inference_mode;
+  std::vector<std::pair<at::Tensor, at::Tensor>> saved_base;
+  for (const auto& [key, t] : e.method->named_parameters()) {
+    if (base_tensors.count(t.unsafeGetTensorImpl()))
+      saved_base.emplace_back(t, t.detach().clone());
+  }
   try {
     std::set<std::string> used;
     const std::string prefix = adapterhub ? "" : saved_prefix(config.peft_type());
@@ -543,7 +562,13 @@ void PeftModelImpl::load_adapter(const fs::path& dir, const std::string& name,
     }
     std::vector<std::string> unexpected;
     for (const auto& [key, t] : weights) {
-      if (!used.count(key))
+      // PEFT's bias="all" also saves the head wrapper's own biases
+      // ("classifier.original_module.bias", "classifier.modules_to_save
+      // .bias"): artefacts of its wrapper, not weights of the adapter.
+      const bool wrapper_artefact =
+          key.find(".original_module.") != std::string::npos ||
+          key.find(".modules_to_save.") != std::string::npos;
+      if (!used.count(key) && !wrapper_artefact)
         unexpected.push_back(key);
     }
     if (!unexpected.empty()) {
@@ -553,17 +578,13 @@ void PeftModelImpl::load_adapter(const fs::path& dir, const std::string& name,
           "the adapter was made for another model class or target modules"));
     }
   } catch (...) {
-    // Leave the model as it was.
-    if (active_ == name) {
-      active_.clear();
-      for (auto& other : entries_) {
-        if (other->name != name) {
-          active_ = other->name;
-          break;
-        }
-      }
+    // Leave the model as it was: base values back, the new adapter gone,
+    // the active adapter (and its merge state) untouched.
+    {
+      at::NoGradGuard no_grad;
+      for (auto& [param, value] : saved_base)
+        param.copy_(value);
     }
-    const std::string keep_active = active_;
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
       if ((*it)->name == name) {
         for (Adapter* part : (*it)->parts())
@@ -572,10 +593,8 @@ void PeftModelImpl::load_adapter(const fs::path& dir, const std::string& name,
         break;
       }
     }
-    if (!keep_active.empty())
-      set_adapter(keep_active);
-    else
-      update_trainable();
+    active_ = previous_active;
+    update_trainable();
     throw;
   }
   if (options.activate)

@@ -49,8 +49,9 @@ struct LoadAdapterOptions {
 
 class PeftModelImpl;
 
-/// While alive, the model runs without any adapter (merged adapters are
-/// unmerged for the duration and merged again after).
+/// While alive, the model runs without any adapter (a merged adapter is
+/// unmerged for the duration and merged again after, if it is still the
+/// active one). Scopes nest; merge_adapter is refused inside one.
 class AdaptersDisabled {
  public:
   explicit AdaptersDisabled(PeftModelImpl& model);
@@ -60,7 +61,7 @@ class AdaptersDisabled {
 
  private:
   PeftModelImpl& model_;
-  bool was_merged_;
+  std::string merged_adapter_;  ///< the adapter to merge again, or ""
 };
 
 /// An encoder (with or without a classification head) and its adapters.
@@ -118,14 +119,16 @@ class PeftModelImpl : public torch::nn::Module {
   models::EncoderOutput encode(const models::EncoderInputs& inputs);
 
   /// Folds the active adapter into the base weights (LoRA, DoRA, (IA)^3).
-  /// Throws std::invalid_argument for a method that cannot merge.
+  /// Throws std::invalid_argument for a method that cannot merge and inside
+  /// a disable_adapters() scope.
   void merge_adapter(bool safe = false);
   /// Restores the base weights.
   void unmerge_adapter();
   bool merged() const;
   /// Merges the active adapter and returns the plain model (heads from
   /// modules_to_save in place), every adapter removed: what `peftcpp merge`
-  /// saves. The PeftModel is empty afterwards.
+  /// saves. The PeftModel is empty afterwards; parameters stay frozen, as
+  /// in PEFT.
   models::LoadedEncoder merge_and_unload(bool safe = false);
 
   ParameterCount count_parameters() const;
@@ -152,7 +155,7 @@ class PeftModelImpl : public torch::nn::Module {
   ModelInfo info_;
   std::vector<std::unique_ptr<Entry>> entries_;
   std::string active_;
-  bool disabled_ = false;
+  int disabled_ = 0;  ///< depth of AdaptersDisabled scopes
   torch::nn::ModuleDict prompt_encoder_{nullptr};
 };
 TORCH_MODULE(PeftModel);

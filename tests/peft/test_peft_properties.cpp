@@ -470,3 +470,158 @@ TEST_CASE("deleting the active adapter is refused", "[peft][errors]") {
   model->delete_adapter("a");
   CHECK(model->adapter_names() == std::vector<std::string>{"b"});
 }
+
+// --- regressions found in review ------------------------------------------------
+
+TEST_CASE("an adapter named like a layer index saves PEFT's keys",
+          "[peft][properties]") {
+  PeftModel model(tiny_model("bert", 12));
+  AdapterConfig ia3;
+  ia3.method = Ia3Config{};
+  model->add_adapter("1", ia3);
+  AdapterConfig dora;
+  LoraConfig l;
+  l.use_dora = true;
+  dora.method = l;
+  model->add_adapter("0", dora);
+  testing::ScratchDir dir("peft_names");
+  model->save_adapter(dir / "ia3", "1");
+  model->save_adapter(dir / "dora", "0");
+  const auto ia3_keys = models::load_checkpoint(dir / "ia3" / "adapter_model.safetensors");
+  CHECK(ia3_keys.count(
+      "base_model.model.bert.encoder.layer.1.attention.self.key.ia3_l"));
+  const auto dora_keys = models::load_checkpoint(dir / "dora" / "adapter_model.safetensors");
+  CHECK(dora_keys.count("base_model.model.bert.encoder.layer.0.attention.self."
+                        "value.lora_magnitude_vector"));
+  PeftModel fresh(tiny_model("bert", 12));
+  fresh->load_adapter(dir / "ia3", "1");
+  fresh->load_adapter(dir / "dora", "0");
+}
+
+TEST_CASE("a refused load leaves the active adapter, its merge and the base biases as they were",
+          "[peft][properties]") {
+  const models::EncoderInputs in = batch("bert");
+  testing::ScratchDir dir("peft_refused_load");
+  {
+    // An adapter that trains every bias, saved with one tensor of a wrong
+    // shape at the end of the file's order.
+    PeftModel donor(tiny_model("bert", 13));
+    AdapterConfig config;
+    LoraConfig l;
+    l.bias = "all";
+    config.method = l;
+    donor->add_adapter("default", config);
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : donor->named_parameters())
+        if (p.value().requires_grad())
+          p.value().add_(1.0);
+    }
+    donor->save_adapter(dir.path());
+    auto tensors = models::load_checkpoint(dir / "adapter_model.safetensors");
+    const std::string broken =
+        "base_model.model.bert.encoder.layer.1.attention.self.value.lora_B.weight";
+    tensors[broken] = torch::zeros({5, 5});
+    std::vector<std::pair<std::string, at::Tensor>> kept(tensors.begin(), tensors.end());
+    models::save_safetensors(dir / "adapter_model.safetensors", kept);
+  }
+  PeftModel model(tiny_model("bert", 14));
+  model->eval();
+  AdapterConfig lora;
+  LoraConfig l;
+  l.init_lora_weights = LoraInit::kNone;
+  lora.method = l;
+  model->add_adapter("a", lora);
+  model->merge_adapter();
+  torch::NoGradGuard no_grad;
+  const auto before = snapshot(model->base().module());
+  const at::Tensor merged_out = model->forward(in);
+  REQUIRE_THROWS_WITH(model->load_adapter(dir.path(), "b"),
+                      Catch::Contains("maybe wrong base model"));
+  CHECK(model->adapter_names() == std::vector<std::string>{"a"});
+  CHECK(model->active_adapter() == "a");
+  CHECK(model->merged());
+  for (const auto& p : model->base().module().named_parameters()) {
+    if (before.count(p.key())) {
+      INFO(p.key());
+      CHECK(torch::equal(p.value(), before.at(p.key())));
+    }
+  }
+  CHECK(max_abs_diff(model->forward(in), merged_out) == 0.0);
+}
+
+TEST_CASE("disabled scopes nest and refuse merging inside",
+          "[peft][properties]") {
+  const models::EncoderInputs in = batch("roberta");
+  PeftModel model(tiny_model("roberta", 15));
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const at::Tensor base = model->forward(in);
+  AdapterConfig config;
+  LoraConfig l;
+  l.init_lora_weights = LoraInit::kNone;
+  config.method = l;
+  model->add_adapter("default", config);
+  const at::Tensor adapted = model->forward(in);
+  model->merge_adapter();
+  {
+    auto outer = model->disable_adapters();
+    {
+      auto inner = model->disable_adapters();
+      CHECK(max_abs_diff(model->forward(in), base) <= 1e-5);
+    }
+    CHECK(max_abs_diff(model->forward(in), base) <= 1e-5);  // still off
+    CHECK_THROWS_WITH(model->merge_adapter(),
+                      Catch::Contains("disable_adapters() scope"));
+  }
+  CHECK(model->merged());
+  CHECK(max_abs_diff(model->forward(in), adapted) <= 1e-5);
+}
+
+TEST_CASE("(IA)3 with explicit targets still gets the default feed-forward modules",
+          "[peft][properties]") {
+  PeftModel model(tiny_model("bert", 16));
+  AdapterConfig config;
+  Ia3Config c;
+  c.target_modules = ModuleSelector::list({"key", "value", "output.dense"});
+  config.method = c;
+  model->add_adapter("default", config);
+  int seen = 0;
+  for (const auto& p : model->named_parameters()) {
+    if (p.key() == "base_model.bert.encoder.layer.0.output.dense.ia3_l.default") {
+      CHECK(p.value().sizes() == std::vector<int64_t>{1, 37});  // input scaling
+      ++seen;
+    }
+    if (p.key() == "base_model.bert.encoder.layer.0.attention.self.key.ia3_l.default") {
+      CHECK(p.value().sizes() == std::vector<int64_t>{32, 1});
+      ++seen;
+    }
+  }
+  CHECK(seen == 2);
+  const auto& saved = std::get<Ia3Config>(model->adapter_config("default").method);
+  REQUIRE(saved.feedforward_modules.has_value());
+  CHECK(saved.feedforward_modules->names == std::vector<std::string>{"output.dense"});
+}
+
+TEST_CASE("adapters on a bfloat16 base are float32 and return the base dtype",
+          "[peft][properties]") {
+  models::LoadedEncoder m = tiny_model("bert", 17);
+  m.classifier->to(torch::kBFloat16);
+  PeftModel model(std::move(m));
+  model->eval();
+  AdapterConfig config;
+  LoraConfig l;
+  l.use_dora = true;
+  config.method = l;
+  model->add_adapter("default", config);
+  for (const auto& p : model->named_parameters()) {
+    if (p.key().find(".lora_") != std::string::npos) {
+      INFO(p.key());
+      CHECK(p.value().scalar_type() == torch::kFloat);
+    }
+  }
+  torch::NoGradGuard no_grad;
+  const at::Tensor logits = model->forward(batch("bert"));
+  CHECK(logits.scalar_type() == torch::kBFloat16);
+  CHECK(logits.isfinite().all().item<bool>());
+}
