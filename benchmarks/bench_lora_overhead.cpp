@@ -45,8 +45,8 @@ namespace models = peftcpp::models;
 namespace peft = peftcpp::peft;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::array<const char*, 4> kConfigs = {"base", "disabled",
-                                                 "unmerged", "merged"};
+constexpr std::array<const char*, 4> kConfigs = {"base", "disabled", "unmerged",
+                                                 "merged"};
 
 // Page faults of this process so far: fresh pages the allocator got from
 // the kernel, a cost that scales with the bytes of new tensors.
@@ -115,7 +115,8 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--adapter", adapter_dir, "PEFT adapter folder (optional)");
   app.add_option("--threads", threads, "at::set_num_threads (0: default)");
-  app.add_option("--rounds", rounds, "Timed rounds")->check(CLI::PositiveNumber);
+  app.add_option("--rounds", rounds, "Timed rounds")
+      ->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "Untimed rounds first")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--outputs", outputs_path,
@@ -197,8 +198,7 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"threads\": %d, \"batch\": %lld, \"tokens\": %lld, "
         "\"ms\": %s, \"median_ms\": %s, \"minor_faults\": %s}\n",
-        at::get_num_threads(),
-        static_cast<long long>(inputs.input_ids.size(0)),
+        at::get_num_threads(), static_cast<long long>(inputs.input_ids.size(0)),
         static_cast<long long>(inputs.input_ids.size(1)), times.c_str(),
         medians.c_str(), fault_counts.c_str());
   } catch (const std::exception& e) {

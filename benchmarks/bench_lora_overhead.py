@@ -23,9 +23,15 @@ Timed: one forward of the batch (model(input_ids, attention_mask)). A round
 times each configuration once, in an order rotated by the round; the stacks
 alternate in blocks (C++ --rounds, then Python --rounds, --blocks times) so
 that the machine's background load hits both alike. Reported: the median
-over all rounds per configuration, and ratios of medians.
+over all rounds per configuration, ratios of medians, the median of the
+per-round ratios, and the page faults per forward (the fresh memory glibc's
+malloc takes from the kernel for big tensors; it moves with the allocator's
+state and can outweigh the adapter's own cost, see docs/benchmarks.md). To
+keep freed memory in the process and so take the allocator out of the
+comparison, run both stacks with
+  GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296
 
-  python benchmarks/bench_lora_overhead.py [--threads 2] [--rounds 5] [--blocks 3]
+  python benchmarks/bench_lora_overhead.py [--threads 2] [--rounds 4] [--blocks 6]
       [--bin build/bin/bench_lora_overhead]
 Prints a Markdown table; docs/benchmarks.md records a run.
 """
@@ -157,8 +163,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--length", type=int, default=128)
-    ap.add_argument("--rounds", type=int, default=5, help="timed rounds per block and stack")
-    ap.add_argument("--blocks", type=int, default=3, help="C++/Python alternations")
+    ap.add_argument("--rounds", type=int, default=4, help="timed rounds per block and stack")
+    ap.add_argument("--blocks", type=int, default=6, help="C++/Python alternations")
     ap.add_argument("--r", type=int, default=8)
     ap.add_argument("--alpha", type=float, default=16)
     ap.add_argument("--bin", default=os.path.join(REPO, "build", "bin", "bench_lora_overhead"))
