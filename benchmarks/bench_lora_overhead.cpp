@@ -88,12 +88,14 @@ peft::PeftModel make_peft_model(const std::string& model_dir,
     peft::AdapterConfig config;
     config.method = lora;
     config.task_type = "FEATURE_EXTRACTION";
+    // The same draws for A (at add_adapter) and B in every copy: loading
+    // the encoder consumed the generator already.
+    torch::manual_seed(0);
     model->add_adapter("default", config);
     // B = 0 at init would make the adapter a no-op in value, though not in
     // work; random B makes the outputs of the configurations differ, so a
     // forward that silently skipped the adapter would show.
     torch::NoGradGuard no_grad;
-    torch::manual_seed(0);
     for (auto& item : model->named_parameters()) {
       if (item.key().find(".lora_B.default.") != std::string::npos)
         item.value().normal_(/*mean=*/0.0, /*std=*/0.02);
@@ -117,7 +119,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "at::set_num_threads (0: default)");
   app.add_option("--rounds", rounds, "Timed rounds")
       ->check(CLI::PositiveNumber);
-  app.add_option("--warmup", warmup, "Untimed rounds first")
+  app.add_option("--warmup", warmup,
+                 "Untimed rounds first (at least one: --outputs comes from it)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--outputs", outputs_path,
                  "Write each configuration's last_hidden_state here");
