@@ -70,7 +70,22 @@ class LoraHook final : public models::LinearHook {
     if (!use_dora_) {
       if (drop)
         input = at::dropout(input, dropout_, /*train=*/true);
-      return y + (B_(A_(input)) * scaling_).to(y.scalar_type());
+      const at::Tensor h = A_(input);  // [..., r]
+      // Inference: y += s h B^T in place, one addmm_ instead of three
+      // activation-sized temporaries (B h, * s, y + ...); y is the layer's
+      // fresh output (LinearHook's contract) and autograd does not track it.
+      const bool tracked =
+          at::GradMode::is_enabled() &&
+          (y.requires_grad() || B_->weight.requires_grad() ||
+           h.requires_grad());
+      if (!tracked && !lora_bias_ && y.is_contiguous() &&
+          h.scalar_type() == y.scalar_type()) {
+        y.view({-1, y.size(-1)})
+            .addmm_(h.reshape({-1, h.size(-1)}), B_->weight.t(),
+                    /*beta=*/1, /*alpha=*/scaling_);
+        return y;
+      }
+      return y + (B_(h) * scaling_).to(y.scalar_type());
     }
     // DoRA: as PEFT, in eval (or without dropout) the base output y is
     // reused; with dropout the base output is recomputed on dropout(x).

@@ -45,7 +45,10 @@ class LinearHook {
 
   /// Transforms the output of the base matmul, given the layer (for its
   /// weight, e.g. DoRA) and the layer's original input `x` (e.g. LoRA adds
-  /// s * B A x). Default: unchanged.
+  /// s * B A x). Default: unchanged. `y` is always a tensor the layer
+  /// created in this call (the matmul's output or an earlier hook's), never
+  /// the caller's, so a hook may update it in place when autograd does not
+  /// track it.
   virtual at::Tensor transform_output(const LinearImpl& layer,
                                       const at::Tensor& x,
                                       const at::Tensor& y) {
