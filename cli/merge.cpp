@@ -30,8 +30,9 @@ struct MergeFlags {
 // Files a model folder carries besides its weights, copied so the merged
 // folder is as usable as the base one.
 constexpr const char* kCompanionFiles[] = {
-    "tokenizer.json",     "tokenizer_config.json", "vocab.txt",
-    "special_tokens_map.json", "vocab.json",       "merges.txt",
+    "tokenizer.json",    "tokenizer_config.json",
+    "vocab.txt",         "special_tokens_map.json",
+    "vocab.json",        "merges.txt",
     "added_tokens.json",
 };
 

@@ -44,7 +44,11 @@ void load_adapters(peft::PeftModelImpl& model, const PredictFlags& f) {
   for (const auto& dir : f.adapters) {
     std::string name = fs::path(dir).lexically_normal().filename().string();
     if (name.empty() || name == "." || name == "..")
-      name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
+      name = fs::absolute(dir)
+                 .lexically_normal()
+                 .parent_path()
+                 .filename()
+                 .string();
     // Adapter names become parts of parameter names: no dots.
     std::replace(name.begin(), name.end(), '.', '_');
     if (model.has_adapter(name)) {
@@ -57,19 +61,21 @@ void load_adapters(peft::PeftModelImpl& model, const PredictFlags& f) {
   }
   if (!f.set_adapter.empty()) {
     if (!model.has_adapter(f.set_adapter)) {
-      throw std::invalid_argument(error_message(
-          "--set-adapter", "one of the loaded adapters [" +
-                               join_names(model.adapter_names()) + "]",
-          "\"" + f.set_adapter + "\"", "adapters are named after their folders"));
+      throw std::invalid_argument(
+          error_message("--set-adapter",
+                        "one of the loaded adapters [" +
+                            join_names(model.adapter_names()) + "]",
+                        "\"" + f.set_adapter + "\"",
+                        "adapters are named after their folders"));
     }
     model.set_adapter(f.set_adapter);
   } else if (!f.adapters.empty()) {
     model.set_adapter(model.adapter_names().back());
   }
-  std::fprintf(stderr, "adapter: %s (%s)\n", model.active_adapter().c_str(),
-               peft::to_string(
-                   model.adapter_config(model.active_adapter()).peft_type())
-                   .c_str());
+  std::fprintf(
+      stderr, "adapter: %s (%s)\n", model.active_adapter().c_str(),
+      peft::to_string(model.adapter_config(model.active_adapter()).peft_type())
+          .c_str());
 }
 
 c10::Device parse_device(const std::string& name) {

@@ -1,24 +1,26 @@
 #include "peft/adapter.h"
 
+#include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
 #include <stdexcept>
 
 #include "common/error.h"
+#include "peft/linear_hook_adapter.h"
 
 namespace peftcpp::peft {
 
 void Adapter::merge(bool /*safe*/) {
-  throw std::invalid_argument(error_message(
-      "merge_adapter", "a mergeable method (LoRA, DoRA, (IA)^3)",
-      "adapter \"" + name_ + "\" of a method without merge",
-      "prompt, prefix and bottleneck adapters run unmerged"));
+  throw std::invalid_argument(
+      error_message("merge_adapter", "a mergeable method (LoRA, DoRA, (IA)^3)",
+                    "adapter \"" + name_ + "\" of a method without merge",
+                    "prompt, prefix and bottleneck adapters run unmerged"));
 }
 
 void Adapter::unmerge() {
-  throw std::invalid_argument(error_message(
-      "unmerge_adapter", "a merged adapter",
-      "adapter \"" + name_ + "\" of a method without merge"));
+  throw std::invalid_argument(
+      error_message("unmerge_adapter", "a merged adapter",
+                    "adapter \"" + name_ + "\" of a method without merge"));
 }
 
 std::string Adapter::saved_key(const std::string& in_memory_name,
@@ -52,15 +54,6 @@ TensorMap Adapter::state_dict_to_save(const std::string& prefix) const {
   return out;
 }
 
-namespace {
-std::string shape_of(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i)
-    s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
-}  // namespace
-
 std::vector<std::string> Adapter::load_saved(const TensorMap& saved,
                                              const std::string& prefix,
                                              const std::string& where) {
@@ -72,18 +65,15 @@ std::vector<std::string> Adapter::load_saved(const TensorMap& saved,
     const std::string key = saved_key(name, prefix);
     const auto it = saved.find(key);
     if (it == saved.end()) {
-      throw std::runtime_error(error_message(
-          "load_adapter", "tensor \"" + key + "\" in " + where, "none",
-          "the adapter was saved for another model class or with other "
-          "target modules"));
+      throw std::runtime_error(
+          error_message("load_adapter", "tensor \"" + key + "\" in " + where,
+                        "none", missing_tensor_hint()));
     }
     if (it->second.sizes() != param.sizes()) {
       throw std::runtime_error(error_message(
           "load_adapter",
-          "tensor \"" + key + "\" of shape " + shape_of(param),
-          shape_of(it->second) + " in " + where,
-          "maybe wrong base model? The adapter does not fit this model's "
-          "dimensions"));
+          "tensor \"" + key + "\" of shape " + c10::str(param.sizes()),
+          c10::str(it->second.sizes()) + " in " + where, wrong_shape_hint()));
     }
     copies.emplace_back(param, it->second);
     used.push_back(key);
@@ -92,6 +82,19 @@ std::vector<std::string> Adapter::load_saved(const TensorMap& saved,
   for (auto& [param, value] : copies)
     param.copy_(value);
   return used;
+}
+
+void require_finite_merge(const at::Tensor& weight, const at::Tensor& bias,
+                          const std::string& adapter) {
+  const auto finite = [](const at::Tensor& t) {
+    return !t.defined() || at::isfinite(t).all().item<bool>();
+  };
+  if (!finite(weight) || !finite(bias)) {
+    throw std::runtime_error(error_message(
+        "merge_adapter", "finite merged weights",
+        "NaN or Inf for adapter \"" + adapter + "\"",
+        "the adapter seems to be broken; the base weights are unchanged"));
+  }
 }
 
 }  // namespace peftcpp::peft

@@ -127,8 +127,17 @@ class Adapter {
   /// The saved key of an in-memory parameter name: the adapter name removed
   /// ("x.lora_A.default.weight" -> "x.lora_A.weight", "x.ia3_l.default" ->
   /// "x.ia3_l"), `prefix` in front.
-  std::string saved_key(const std::string& in_memory_name,
-                        const std::string& prefix) const;
+  virtual std::string saved_key(const std::string& in_memory_name,
+                                const std::string& prefix) const;
+  /// The hints load_saved gives for a missing tensor and a wrong shape.
+  virtual std::string missing_tensor_hint() const {
+    return "the adapter was saved for another model class or with other "
+           "target modules";
+  }
+  virtual std::string wrong_shape_hint() const {
+    return "maybe wrong base model? The adapter does not fit this model's "
+           "dimensions";
+  }
 
  private:
   std::string name_;

@@ -89,8 +89,7 @@ class Reader {
   [[noreturn]] void fail(const char* key, const std::string& expected,
                          const json& got) const {
     throw std::runtime_error(error_message(
-        where_, std::string("\"") + key + "\" to be " + expected,
-        got.dump()));
+        where_, std::string("\"") + key + "\" to be " + expected, got.dump()));
   }
 
   const json& raw() const { return j_; }
@@ -286,9 +285,9 @@ AdapterConfig parse_adapter_config(const std::string& json_text,
   std::string type_name;
   r.get("peft_type", type_name);
   if (type_name.empty()) {
-    throw std::runtime_error(error_message(
-        where, "a \"peft_type\" field", "none",
-        "is this a PEFT adapter_config.json?"));
+    throw std::runtime_error(
+        error_message(where, "a \"peft_type\" field", "none",
+                      "is this a PEFT adapter_config.json?"));
   }
   PeftType type;
   try {
@@ -355,14 +354,12 @@ std::string adapter_config_to_json(const AdapterConfig& config) {
   json j;
   j["peft_type"] = to_string(config.peft_type());
   j["task_type"] = config.task_type;
-  j["base_model_name_or_path"] =
-      config.base_model_name_or_path.empty()
-          ? json(nullptr)
-          : json(config.base_model_name_or_path);
+  j["base_model_name_or_path"] = config.base_model_name_or_path.empty()
+                                     ? json(nullptr)
+                                     : json(config.base_model_name_or_path);
   j["inference_mode"] = config.inference_mode;
-  j["modules_to_save"] = config.modules_to_save
-                             ? json(*config.modules_to_save)
-                             : json(nullptr);
+  j["modules_to_save"] =
+      config.modules_to_save ? json(*config.modules_to_save) : json(nullptr);
   j["revision"] = nullptr;
   j["auto_mapping"] = nullptr;
   if (const auto* c = std::get_if<LoraConfig>(&config.method)) {
@@ -399,11 +396,10 @@ std::string adapter_config_to_json(const AdapterConfig& config) {
     j["target_modules"] = selector_json(c->target_modules);
     j["exclude_modules"] = selector_json(c->exclude_modules);
     j["feedforward_modules"] =
-        !c->feedforward_modules
-            ? json(nullptr)
-            : (c->feedforward_modules->regex
-                   ? json(*c->feedforward_modules->regex)
-                   : json(c->feedforward_modules->names));
+        !c->feedforward_modules ? json(nullptr)
+                                : (c->feedforward_modules->regex
+                                       ? json(*c->feedforward_modules->regex)
+                                       : json(c->feedforward_modules->names));
     j["init_ia3_weights"] = c->init_ia3_weights;
     j["fan_in_fan_out"] = c->fan_in_fan_out;
     j["layers_to_transform"] = int_list_json(c->layers_to_transform);
@@ -431,8 +427,8 @@ std::string adapter_config_to_json(const AdapterConfig& config) {
     j["init_weights"] = nullptr;
   } else {
     throw std::invalid_argument(error_message(
-        "adapter_config_to_json", "a PEFT method",
-        "a bottleneck adapter", "use AdapterHub's format for those"));
+        "adapter_config_to_json", "a PEFT method", "a bottleneck adapter",
+        "use AdapterHub's format for those"));
   }
   return j.dump(2);
 }

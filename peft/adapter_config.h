@@ -60,19 +60,19 @@ enum class LoraInit { kDefault, kGaussian, kNone };
 /// LoRA (Hu et al. 2021), rsLoRA (Kalajdzievski 2023), DoRA (Liu et al.
 /// 2024): y = W x + scaling * B A dropout(x).
 struct LoraConfig {
-  int64_t r = 8;               ///< rank
-  double lora_alpha = 8;       ///< scaling = lora_alpha / r
-  double lora_dropout = 0.0;   ///< dropout on the adapter's input
+  int64_t r = 8;                   ///< rank
+  double lora_alpha = 8;           ///< scaling = lora_alpha / r
+  double lora_dropout = 0.0;       ///< dropout on the adapter's input
   ModuleSelector target_modules;   ///< empty: the architecture's default
   ModuleSelector exclude_modules;  ///< never targeted
-  bool use_rslora = false;     ///< scaling = lora_alpha / sqrt(r)
-  bool use_dora = false;       ///< weight-decomposed LoRA (magnitude vector)
+  bool use_rslora = false;         ///< scaling = lora_alpha / sqrt(r)
+  bool use_dora = false;  ///< weight-decomposed LoRA (magnitude vector)
   LoraInit init_lora_weights = LoraInit::kDefault;
   /// Which base biases train with the adapter (and are saved with it):
   /// "none", "all" (every bias of the model) or "lora_only" (the biases of
   /// targeted layers).
   std::string bias = "none";
-  bool lora_bias = false;      ///< lora_B gets a bias of its own
+  bool lora_bias = false;  ///< lora_B gets a bias of its own
   /// Per-module rank / alpha overrides; a key matches a module name ending
   /// in it (PEFT: `(.*\.)?key$`), first match wins.
   std::map<std::string, int64_t> rank_pattern;
@@ -88,12 +88,12 @@ struct LoraConfig {
 /// (IA)^3 (Liu et al. 2022): learned vectors that rescale a layer's output
 /// or, for feed-forward modules, its input.
 struct Ia3Config {
-  ModuleSelector target_modules;       ///< empty: the architecture's default
+  ModuleSelector target_modules;  ///< empty: the architecture's default
   ModuleSelector exclude_modules;
   /// Targets whose input is scaled instead of the output; a subset of the
   /// targets. Unset: the architecture's default (an empty list: none).
   std::optional<ModuleSelector> feedforward_modules;
-  bool init_ia3_weights = true;        ///< ones (the identity); false: random
+  bool init_ia3_weights = true;  ///< ones (the identity); false: random
   bool fan_in_fan_out = false;
   std::vector<int64_t> layers_to_transform;
   std::vector<std::string> layers_pattern;
@@ -155,7 +155,7 @@ struct BottleneckConfig {
   /// "double_seq_bn", "par_bn", "scaled_par_bn"), "" for any other
   /// combination. A label: it is not saved and changes nothing.
   std::string architecture = "seq_bn";
-  bool mh_adapter = false;     ///< an adapter after attention (attention.output)
+  bool mh_adapter = false;  ///< an adapter after attention (attention.output)
   bool output_adapter = true;  ///< an adapter after the feed-forward (output)
   /// Bottleneck size = max(1, int(hidden_size // reduction_factor)).
   double reduction_factor = 16;
@@ -168,7 +168,8 @@ struct BottleneckConfig {
   std::string non_linearity = "relu";
   bool original_ln_before = true;  ///< adapter input = LN(h + x)
   bool original_ln_after = true;   ///< output = LN(adapter output + x)
-  bool residual_before_ln = true;  ///< the adapter's residual is h, not LN(h + x)
+  bool residual_before_ln =
+      true;  ///< the adapter's residual is h, not LN(h + x)
   /// Add the residual before ln_after's LayerNorm rather than after it.
   bool adapter_residual_before_ln = false;
   bool ln_before = false;  ///< a new LayerNorm on the adapter's input
@@ -207,8 +208,8 @@ struct BottleneckConfig {
 
 /// One of the method configs.
 using MethodConfig =
-    std::variant<LoraConfig, Ia3Config, PromptTuningConfig,
-                 PromptEncoderConfig, PrefixTuningConfig, BottleneckConfig>;
+    std::variant<LoraConfig, Ia3Config, PromptTuningConfig, PromptEncoderConfig,
+                 PrefixTuningConfig, BottleneckConfig>;
 
 /// An adapter's configuration: what every PEFT config has, plus the
 /// method's own fields.

@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "models/layers/linear.h"
 #include "peft/hook_containers.h"
+#include "peft/linear_hook_adapter.h"
 #include "peft/target_selection.h"
 
 namespace peftcpp::peft {
@@ -28,8 +29,8 @@ class Ia3Hook final : public models::LinearHook {
     const std::vector<int64_t> shape =
         feedforward ? std::vector<int64_t>{1, layer.in_features()}
                     : std::vector<int64_t>{layer.out_features(), 1};
-    at::Tensor value = init_ones ? at::ones(shape, options)
-                                 : at::randn(shape, options);
+    at::Tensor value =
+        init_ones ? at::ones(shape, options) : at::randn(shape, options);
     scale_ = add_parameter_to_container(layer, kContainer, name_,
                                         value.set_requires_grad(true));
   }
@@ -68,13 +69,7 @@ class Ia3Hook final : public models::LinearHook {
 
   void check_merge() const {
     const auto [weight, bias] = merged_tensors();
-    if (!at::isfinite(weight).all().item<bool>() ||
-        (bias.defined() && !at::isfinite(bias).all().item<bool>())) {
-      throw std::runtime_error(error_message(
-          "merge_adapter", "finite merged weights",
-          "NaN or Inf for adapter \"" + name_ + "\"",
-          "the adapter seems to be broken; the base weights are unchanged"));
-    }
+    require_finite_merge(weight, bias, name_);
   }
 
   void merge() {
@@ -104,7 +99,9 @@ class Ia3Hook final : public models::LinearHook {
   }
 
   void remove() { remove_from_container(layer_, kContainer, name_); }
-  const at::Tensor& scale() const { return scale_; }
+  NamedTensors named_parameters() const {
+    return {{std::string(kContainer) + "." + name_, scale_}};
+  }
 
  private:
   models::LinearImpl& layer_;
@@ -116,59 +113,8 @@ class Ia3Hook final : public models::LinearHook {
   bool merged_ = false;
 };
 
-struct Target {
-  std::string name;
-  std::shared_ptr<models::LinearImpl> layer;
-  std::shared_ptr<Ia3Hook> hook;
-};
-
-class Ia3Adapter final : public Adapter {
- public:
-  explicit Ia3Adapter(std::string name) : Adapter(std::move(name)) {}
-  void add_target(Target t) { targets_.push_back(std::move(t)); }
-  std::string hook_key() const { return "ia3:" + name(); }
-
-  NamedTensors named_parameters() const override {
-    NamedTensors out;
-    for (const auto& t : targets_)
-      out.emplace_back(t.name + "." + kContainer + "." + name(),
-                       t.hook->scale());
-    return out;
-  }
-  void set_enabled(bool enabled) override {
-    for (auto& t : targets_)
-      t.hook->set_enabled(enabled);
-  }
-  void remove() override {
-    for (auto& t : targets_) {
-      t.layer->detach_hook(hook_key());
-      t.hook->remove();
-    }
-    targets_.clear();
-  }
-  bool mergeable() const override { return true; }
-  bool merged() const override {
-    return !targets_.empty() && targets_.front().hook->merged();
-  }
-  void merge(bool safe) override {
-    if (safe) {  // check every layer before changing any
-      for (auto& t : targets_)
-        t.hook->check_merge();
-    }
-    for (auto& t : targets_)
-      t.hook->merge();
-  }
-  void unmerge() override {
-    for (auto& t : targets_)
-      t.hook->unmerge();
-  }
-
- private:
-  std::vector<Target> targets_;
-};
-
-const std::map<std::string, std::pair<std::vector<std::string>,
-                                      std::vector<std::string>>>&
+const std::map<std::string,
+               std::pair<std::vector<std::string>, std::vector<std::string>>>&
 defaults() {
   // model_type -> (targets, feed-forward modules), PEFT's
   // TRANSFORMERS_MODELS_TO_IA3_{TARGET,FEEDFORWARD}_MODULES_MAPPING.
@@ -193,8 +139,8 @@ defaults_for(const std::string& model_type) {
     for (const auto& [type, d] : defaults())
       known.push_back(type);
     throw std::invalid_argument(error_message(
-        "add_ia3", "a model type with default targets (" + join_names(known) +
-                       ")",
+        "add_ia3",
+        "a model type with default targets (" + join_names(known) + ")",
         "\"" + model_type + "\"",
         "set target_modules and feedforward_modules explicitly"));
   }
@@ -238,7 +184,7 @@ std::unique_ptr<Adapter> add_ia3(const AdapterContext& ctx,
   const TargetSpec spec{config.target_modules, config.exclude_modules,
                         config.layers_to_transform, config.layers_pattern,
                         ctx.modules_to_save};
-  auto adapter = std::make_unique<Ia3Adapter>(name);
+  auto adapter = std::make_unique<LinearHookAdapter<Ia3Hook>>(name, "ia3");
   for (const auto& [module_name, layer] :
        select_target_linears(*ctx.root, spec, where)) {
     // PEFT: a string is a full regex match, a list entry a name suffix
@@ -248,16 +194,15 @@ std::unique_ptr<Adapter> add_ia3(const AdapterContext& ctx,
       feedforward = selector_matches(feedforward_modules, module_name);
     } else {
       for (const auto& ff : feedforward_modules.names) {
-        feedforward = feedforward ||
-                      (module_name.size() >= ff.size() &&
-                       module_name.compare(module_name.size() - ff.size(),
-                                           ff.size(), ff) == 0);
+        feedforward =
+            feedforward || (module_name.size() >= ff.size() &&
+                            module_name.compare(module_name.size() - ff.size(),
+                                                ff.size(), ff) == 0);
       }
     }
     auto hook = std::make_shared<Ia3Hook>(*layer, name, feedforward,
                                           config.init_ia3_weights);
-    layer->attach_hook(adapter->hook_key(), hook);
-    adapter->add_target(Target{module_name, layer, hook});
+    adapter->attach(module_name, layer, hook);
   }
   return adapter;
 }

@@ -7,13 +7,14 @@
 
 #include <cmath>
 #include <map>
-#include <tuple>
 #include <set>
 #include <stdexcept>
+#include <tuple>
 
 #include "common/error.h"
 #include "models/layers/linear.h"
 #include "peft/hook_containers.h"
+#include "peft/linear_hook_adapter.h"
 #include "peft/target_selection.h"
 
 namespace peftcpp::peft {
@@ -22,8 +23,8 @@ namespace {
 // One LoRA adapter on one Linear layer.
 class LoraHook final : public models::LinearHook {
  public:
-  LoraHook(models::LinearImpl& layer, std::string name, int64_t r,
-           double alpha, const LoraConfig& config)
+  LoraHook(models::LinearImpl& layer, std::string name, int64_t r, double alpha,
+           const LoraConfig& config)
       : layer_(layer),
         name_(std::move(name)),
         scaling_(config.use_rslora ? alpha / std::sqrt(static_cast<double>(r))
@@ -74,10 +75,9 @@ class LoraHook final : public models::LinearHook {
       // Inference: y += s h B^T in place, one addmm_ instead of three
       // activation-sized temporaries (B h, * s, y + ...); y is the layer's
       // fresh output (LinearHook's contract) and autograd does not track it.
-      const bool tracked =
-          at::GradMode::is_enabled() &&
-          (y.requires_grad() || B_->weight.requires_grad() ||
-           h.requires_grad());
+      const bool tracked = at::GradMode::is_enabled() &&
+                           (y.requires_grad() || B_->weight.requires_grad() ||
+                            h.requires_grad());
       if (!tracked && !lora_bias_ && y.is_contiguous() &&
           h.scalar_type() == y.scalar_type()) {
         y.view({-1, y.size(-1)})
@@ -94,8 +94,8 @@ class LoraHook final : public models::LinearHook {
       input = at::dropout(input, dropout_, /*train=*/true);
       base_result = at::linear(input, layer.weight.to(input.scalar_type()));
     } else {
-      base_result = (layer.bias.defined() ? y - layer.bias : y)
-                        .to(input.scalar_type());
+      base_result =
+          (layer.bias.defined() ? y - layer.bias : y).to(input.scalar_type());
     }
     const at::Tensor norm =
         weight_norm(layer.weight.to(input.scalar_type()),
@@ -108,6 +108,18 @@ class LoraHook final : public models::LinearHook {
                    .to(y.scalar_type());
   }
 
+  // Relative to the layer: "lora_A.<name>.weight", "lora_B.<name>.weight"
+  // (+ ".bias"), "lora_magnitude_vector.<name>".
+  NamedTensors named_parameters() const {
+    NamedTensors out{{"lora_A." + name_ + ".weight", A_->weight},
+                     {"lora_B." + name_ + ".weight", B_->weight}};
+    if (lora_bias_)
+      out.emplace_back("lora_B." + name_ + ".bias", B_->bias);
+    if (use_dora_)
+      out.emplace_back("lora_magnitude_vector." + name_, magnitude_);
+    return out;
+  }
+
   void set_enabled(bool enabled) { enabled_ = enabled; }
   bool merged() const { return merged_; }
 
@@ -115,11 +127,11 @@ class LoraHook final : public models::LinearHook {
   void check_merge() const { merged_tensors(/*check=*/true); }
 
   // W += s B A (DoRA: W = m / ||W + s B A|| (W + s B A)); b += s b_B.
-  void merge(bool safe) {
+  void merge() {
     if (merged_)
       return;
     at::NoGradGuard no_grad;
-    auto [merged_weight, merged_bias, norm] = merged_tensors(safe);
+    auto [merged_weight, merged_bias, norm] = merged_tensors(/*check=*/false);
     if (use_dora_)
       dora_norm_ = norm;
     layer_.weight.copy_(merged_weight);
@@ -152,15 +164,11 @@ class LoraHook final : public models::LinearHook {
       }
       merged_bias = layer_.bias + B_->bias * scaling_;
     }
-    if (check && (!at::isfinite(merged_weight).all().item<bool>() ||
-                 (merged_bias.defined() &&
-                  !at::isfinite(merged_bias).all().item<bool>()))) {
-      throw std::runtime_error(error_message(
-          "merge_adapter", "finite merged weights",
-          "NaN or Inf for adapter \"" + name_ + "\"",
-          "the adapter seems to be broken; the base weights are unchanged"));
-    }
-    return {merged_weight, merged_bias.defined() ? merged_bias.to(layer_.bias.scalar_type()) : merged_bias, norm};
+    if (check)
+      require_finite_merge(merged_weight, merged_bias, name_);
+    if (merged_bias.defined())
+      merged_bias = merged_bias.to(layer_.bias.scalar_type());
+    return {merged_weight, merged_bias, norm};
   }
 
  public:
@@ -196,8 +204,7 @@ class LoraHook final : public models::LinearHook {
         torch::nn::init::kaiming_uniform_(A_->weight, std::sqrt(5.0));
         break;
       case LoraInit::kGaussian:
-        torch::nn::init::normal_(A_->weight, 0.0,
-                                 1.0 / static_cast<double>(r));
+        torch::nn::init::normal_(A_->weight, 0.0, 1.0 / static_cast<double>(r));
         break;
       case LoraInit::kNone:  // both as nn.Linear: not the identity
         return;
@@ -232,85 +239,23 @@ class LoraHook final : public models::LinearHook {
   bool merged_ = false;
 };
 
-struct Target {
-  std::string name;
-  std::shared_ptr<models::LinearImpl> layer;
-  std::shared_ptr<LoraHook> hook;
-};
-
-class LoraAdapter final : public Adapter {
+// LoRA's hooks, plus the base biases its bias policy trains.
+class LoraAdapter final : public LinearHookAdapter<LoraHook> {
  public:
-  LoraAdapter(std::string name, torch::nn::Module& root)
-      : Adapter(std::move(name)), root_(root) {}
+  explicit LoraAdapter(std::string name)
+      : LinearHookAdapter(std::move(name), "lora") {}
 
-  void add_target(Target target) { targets_.push_back(std::move(target)); }
   void add_trained_bias(std::string name, at::Tensor bias) {
     biases_.emplace_back(std::move(name), std::move(bias));
   }
 
   NamedTensors named_parameters() const override {
-    NamedTensors out;
-    for (const auto& t : targets_) {
-      for (const auto& item : t.layer->named_parameters(/*recurse=*/true)) {
-        const std::string& key = item.key();
-        if (is_own(key))
-          out.emplace_back(t.name + "." + key, item.value());
-      }
-    }
+    NamedTensors out = LinearHookAdapter::named_parameters();
     out.insert(out.end(), biases_.begin(), biases_.end());
     return out;
   }
 
-  void set_enabled(bool enabled) override {
-    for (auto& t : targets_)
-      t.hook->set_enabled(enabled);
-  }
-
-  void remove() override {
-    for (auto& t : targets_) {
-      t.layer->detach_hook(hook_key());
-      t.hook->remove();
-    }
-    targets_.clear();
-  }
-
-  bool mergeable() const override { return true; }
-  bool merged() const override {
-    return !targets_.empty() && targets_.front().hook->merged();
-  }
-
-  void merge(bool safe) override {
-    // Safe: check every layer before changing any.
-    if (safe) {
-      for (auto& t : targets_)
-        t.hook->check_merge();
-    }
-    for (auto& t : targets_)
-      t.hook->merge(/*safe=*/false);
-  }
-
-  void unmerge() override {
-    for (auto& t : targets_)
-      t.hook->unmerge();
-  }
-
-  std::string hook_key() const { return "lora:" + name(); }
-
  private:
-  // "lora_A.<name>.weight", "lora_B.<name>.bias", "lora_magnitude_vector.<name>"
-  bool is_own(const std::string& key) const {
-    for (const char* container : {"lora_A.", "lora_B.",
-                                  "lora_magnitude_vector."}) {
-      const std::string head = container + name();
-      if (key.rfind(head, 0) == 0 &&
-          (key.size() == head.size() || key[head.size()] == '.'))
-        return true;
-    }
-    return false;
-  }
-
-  torch::nn::Module& root_;
-  std::vector<Target> targets_;
   NamedTensors biases_;
 };
 
@@ -322,24 +267,24 @@ void validate(const LoraConfig& c, const std::string& name) {
   }
   for (const auto& [key, r] : c.rank_pattern) {
     if (r < 1) {
-      throw std::invalid_argument(error_message(
-          where, "rank_pattern ranks >= 1",
-          "\"" + key + "\": " + std::to_string(r)));
+      throw std::invalid_argument(
+          error_message(where, "rank_pattern ranks >= 1",
+                        "\"" + key + "\": " + std::to_string(r)));
     }
   }
   if (c.lora_dropout < 0 || c.lora_dropout >= 1) {
-    throw std::invalid_argument(error_message(
-        where, "lora_dropout in [0, 1)", std::to_string(c.lora_dropout)));
+    throw std::invalid_argument(error_message(where, "lora_dropout in [0, 1)",
+                                              std::to_string(c.lora_dropout)));
   }
   if (c.bias != "none" && c.bias != "all" && c.bias != "lora_only") {
-    throw std::invalid_argument(error_message(
-        where, "bias \"none\", \"all\" or \"lora_only\"",
-        "\"" + c.bias + "\""));
+    throw std::invalid_argument(
+        error_message(where, "bias \"none\", \"all\" or \"lora_only\"",
+                      "\"" + c.bias + "\""));
   }
   if (c.use_dora && c.lora_bias) {
-    throw std::invalid_argument(error_message(
-        where, "use_dora and lora_bias not both set", "both",
-        "PEFT does not combine DoRA with a LoRA bias either"));
+    throw std::invalid_argument(
+        error_message(where, "use_dora and lora_bias not both set", "both",
+                      "PEFT does not combine DoRA with a LoRA bias either"));
   }
 }
 
@@ -347,12 +292,9 @@ void validate(const LoraConfig& c, const std::string& name) {
 
 std::vector<std::string> default_lora_targets(const std::string& model_type) {
   static const std::map<std::string, std::vector<std::string>> kDefaults = {
-      {"bert", {"query", "value"}},
-      {"roberta", {"query", "value"}},
-      {"xlm-roberta", {"query", "value"}},
-      {"gpt2", {"c_attn"}},
-      {"llama", {"q_proj", "v_proj"}},
-      {"mistral", {"q_proj", "v_proj"}},
+      {"bert", {"query", "value"}},        {"roberta", {"query", "value"}},
+      {"xlm-roberta", {"query", "value"}}, {"gpt2", {"c_attn"}},
+      {"llama", {"q_proj", "v_proj"}},     {"mistral", {"q_proj", "v_proj"}},
       {"qwen2", {"q_proj", "v_proj"}},
   };
   const auto it = kDefaults.find(model_type);
@@ -361,16 +303,15 @@ std::vector<std::string> default_lora_targets(const std::string& model_type) {
     for (const auto& [type, targets] : kDefaults)
       known.push_back(type);
     throw std::invalid_argument(error_message(
-        "add_lora", "a model type with default targets (" +
-                        join_names(known) + ")",
+        "add_lora",
+        "a model type with default targets (" + join_names(known) + ")",
         "\"" + model_type + "\"", "set target_modules explicitly"));
   }
   return it->second;
 }
 
 std::unique_ptr<Adapter> add_lora(const AdapterContext& ctx,
-                                  const std::string& name,
-                                  LoraConfig& config) {
+                                  const std::string& name, LoraConfig& config) {
   validate(config, name);
   if (config.target_modules.empty())
     config.target_modules =
@@ -378,17 +319,16 @@ std::unique_ptr<Adapter> add_lora(const AdapterContext& ctx,
   const TargetSpec spec{config.target_modules, config.exclude_modules,
                         config.layers_to_transform, config.layers_pattern,
                         ctx.modules_to_save};
-  const auto layers = select_target_linears(*ctx.root, spec,
-                                            "add_lora(" + name + ")");
-  auto adapter = std::make_unique<LoraAdapter>(name, *ctx.root);
+  const auto layers =
+      select_target_linears(*ctx.root, spec, "add_lora(" + name + ")");
+  auto adapter = std::make_unique<LoraAdapter>(name);
   for (const auto& [module_name, layer] : layers) {
     const int64_t* r = find_pattern_value(config.rank_pattern, module_name);
     const double* alpha = find_pattern_value(config.alpha_pattern, module_name);
-    auto hook = std::make_shared<LoraHook>(*layer, name, r ? *r : config.r,
-                                           alpha ? *alpha : config.lora_alpha,
-                                           config);
-    layer->attach_hook(adapter->hook_key(), hook);
-    adapter->add_target(Target{module_name, layer, hook});
+    auto hook =
+        std::make_shared<LoraHook>(*layer, name, r ? *r : config.r,
+                                   alpha ? *alpha : config.lora_alpha, config);
+    adapter->attach(module_name, layer, hook);
   }
   // PEFT's bias policy: "all" trains (and saves) every bias of the model,
   // "lora_only" the biases of the targeted layers.

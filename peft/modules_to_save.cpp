@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "models/layers/linear.h"
 #include "peft/hook_containers.h"
+#include "peft/linear_hook_adapter.h"
 
 namespace peftcpp::peft {
 namespace {
@@ -68,6 +69,14 @@ class HeadCopyHook final : public models::LinearHook {
     merged_ = false;
   }
   void remove() { remove_from_container(layer_, kContainer, name_); }
+  void check_merge() const {}  // copying trained weights cannot overflow
+  NamedTensors named_parameters() const {
+    const std::string head = std::string(kContainer) + "." + name_ + ".";
+    NamedTensors out{{head + "weight", copy_->weight}};
+    if (copy_->bias.defined())
+      out.emplace_back(head + "bias", copy_->bias);
+    return out;
+  }
 
  private:
   models::LinearImpl& layer_;
@@ -78,100 +87,16 @@ class HeadCopyHook final : public models::LinearHook {
   bool merged_ = false;
 };
 
-struct Copied {
-  std::string layer_name;
-  std::shared_ptr<models::LinearImpl> layer;
-  std::shared_ptr<HeadCopyHook> hook;
-};
-
-class ModulesToSave final : public Adapter {
+// The copies of one adapter, saved under the original module's keys.
+class ModulesToSave final : public LinearHookAdapter<HeadCopyHook> {
  public:
-  explicit ModulesToSave(std::string name) : Adapter(std::move(name)) {}
-  void add(Copied c) { copies_.push_back(std::move(c)); }
-  bool empty() const { return copies_.empty(); }
-  std::string hook_key() const { return "modules_to_save:" + name(); }
-
-  NamedTensors named_parameters() const override {
-    NamedTensors out;
-    const std::string own = std::string(kContainer) + "." + name() + ".";
-    for (const auto& c : copies_) {
-      for (const auto& item : c.layer->named_parameters()) {
-        if (item.key().rfind(own, 0) == 0)
-          out.emplace_back(c.layer_name + "." + item.key(), item.value());
-      }
-    }
-    return out;
-  }
-
-  void set_enabled(bool enabled) override {
-    for (auto& c : copies_)
-      c.hook->set_enabled(enabled);
-  }
-  void remove() override {
-    for (auto& c : copies_) {
-      c.layer->detach_hook(hook_key());
-      c.hook->remove();
-    }
-    copies_.clear();
-  }
-  bool mergeable() const override { return true; }
-  bool merged() const override {
-    return !copies_.empty() && copies_.front().hook->merged();
-  }
-  void merge(bool /*safe*/) override {
-    for (auto& c : copies_)
-      c.hook->merge();
-  }
-  void unmerge() override {
-    for (auto& c : copies_)
-      c.hook->unmerge();
-  }
+  explicit ModulesToSave(std::string name)
+      : LinearHookAdapter(std::move(name), kContainer) {}
 
  protected:
   // "classifier.modules_to_save.default.weight" -> "classifier.weight".
-  TensorMap state_dict_to_save(const std::string& prefix) const override {
-    TensorMap out;
-    for (const auto& [key, tensor] : named_parameters())
-      out[saved_name(key, prefix)] = tensor.detach();
-    return out;
-  }
-
- public:
-  std::vector<std::string> load_saved(const TensorMap& saved,
-                                      const std::string& prefix,
-                                      const std::string& where) override {
-    // Same checks as Adapter::load_saved, on the PEFT key.
-    std::vector<std::pair<at::Tensor, at::Tensor>> copies;
-    std::vector<std::string> used;
-    for (const auto& [key, param] : named_parameters()) {
-      const std::string saved_key = saved_name(key, prefix);
-      const auto it = saved.find(saved_key);
-      if (it == saved.end()) {
-        throw std::runtime_error(error_message(
-            "load_adapter", "tensor \"" + saved_key + "\" in " + where,
-            "none", "the adapter was saved without this head"));
-      }
-      if (it->second.sizes() != param.sizes()) {
-        throw std::runtime_error(error_message(
-            "load_adapter",
-            "tensor \"" + saved_key + "\" of shape " +
-                c10::str(param.sizes()),
-            c10::str(it->second.sizes()) + " in " + where,
-            "maybe wrong base model? A head for another number of labels "
-            "does not fit either"));
-      }
-      copies.emplace_back(param, it->second);
-      used.push_back(saved_key);
-    }
-    at::NoGradGuard no_grad;
-    for (auto& [param, value] : copies)
-      param.copy_(value);
-    return used;
-  }
-
- private:
-  std::string saved_name(const std::string& key,
-                         const std::string& prefix) const {
+  std::string saved_key(const std::string& key,
+                        const std::string& prefix) const override {
     const std::string segment =
         "." + std::string(kContainer) + "." + name() + ".";
     std::string out = key;
@@ -179,8 +104,13 @@ class ModulesToSave final : public Adapter {
       out.replace(pos, segment.size(), ".");
     return prefix + out;
   }
-
-  std::vector<Copied> copies_;
+  std::string missing_tensor_hint() const override {
+    return "the adapter was saved without this head";
+  }
+  std::string wrong_shape_hint() const override {
+    return "maybe wrong base model? A head for another number of labels "
+           "does not fit either";
+  }
 };
 
 bool name_matches(const std::string& module, const std::string& wanted) {
@@ -242,9 +172,8 @@ std::unique_ptr<Adapter> add_modules_to_save(
   }
   auto adapter = std::make_unique<ModulesToSave>(name);
   for (auto& [linear_name, linear] : linears) {
-    auto hook = std::make_shared<HeadCopyHook>(*linear, name);
-    linear->attach_hook(adapter->hook_key(), hook);
-    adapter->add(Copied{linear_name, linear, hook});
+    adapter->attach(linear_name, linear,
+                    std::make_shared<HeadCopyHook>(*linear, name));
   }
   if (adapter->empty()) {
     if (required) {

@@ -4,53 +4,20 @@
 #include <ATen/core/grad_mode.h>
 
 #include <cstdio>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 
-#include "common/atomic_file.h"
 #include "common/error.h"
-#include "models/checkpoint/safetensors.h"
-#include "models/checkpoint/state_dict.h"
-#include "peft/adapterhub_folder.h"
 #include "peft/bottleneck.h"
 #include "peft/ia3.h"
 #include "peft/lora.h"
 #include "peft/modules_to_save.h"
+#include "peft/peft_model_entry.h"
 #include "peft/prompt_learning.h"
 
 namespace peftcpp::peft {
 
-namespace fs = std::filesystem;
-
-/// One adapter: its config (completed with the defaults it was given), the
-/// method and, when it has modules_to_save, the copies of those modules.
-struct PeftModelImpl::Entry {
-  std::string name;
-  AdapterConfig config;
-  std::unique_ptr<Adapter> method;
-  std::unique_ptr<Adapter> head;  // modules_to_save; may be null
-
-  std::vector<Adapter*> parts() const {
-    std::vector<Adapter*> out{method.get()};
-    if (head)
-      out.push_back(head.get());
-    return out;
-  }
-};
-
 namespace {
-
-constexpr const char* kConfigFile = "adapter_config.json";
-constexpr const char* kWeightsFile = "adapter_model.safetensors";
-constexpr const char* kWeightsBinFile = "adapter_model.bin";
-
-// PEFT wraps the model as base_model.model for LoRA-type methods and keeps
-// it as base_model for prompt learning; saved module keys carry that path.
-std::string saved_prefix(PeftType type) {
-  return is_prompt_learning(type) ? "base_model." : "base_model.model.";
-}
 
 void check_adapter_name(const std::string& name) {
   if (name.empty() || name.find('.') != std::string::npos) {
@@ -58,19 +25,6 @@ void check_adapter_name(const std::string& name) {
         "add_adapter", "a non-empty adapter name without '.'",
         "\"" + name + "\"", "the name becomes part of parameter names"));
   }
-}
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw std::runtime_error(error_message(
-        "load_adapter", "a readable file " + path.string(), "none",
-        "an adapter folder holds adapter_config.json and "
-        "adapter_model.safetensors"));
-  }
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 std::string with_thousands(int64_t n) {
@@ -101,10 +55,7 @@ AdaptersDisabled::AdaptersDisabled(PeftModelImpl& model) : model_(model) {
 AdaptersDisabled::~AdaptersDisabled() {
   if (--model_.disabled_ > 0)
     return;  // an outer scope still holds the adapters off
-  if (!model_.active_.empty()) {
-    for (Adapter* part : model_.entry(model_.active_, "enable").parts())
-      part->set_enabled(true);
-  }
+  model_.set_all_enabled(true);
   if (!merged_adapter_.empty() && merged_adapter_ == model_.active_) {
     try {
       model_.merge_adapter();
@@ -156,12 +107,13 @@ void PeftModelImpl::add_adapter(const std::string& name,
   bool head_required = cfg.modules_to_save.has_value();
   if (cfg.task_type == "SEQ_CLS") {
     if (!base_.has_classifier()) {
-      throw std::invalid_argument(error_message(
-          "add_adapter", "a model with a classification head for task_type "
-                         "SEQ_CLS",
-          "a bare encoder",
-          "load the model with a head, or use task_type "
-          "FEATURE_EXTRACTION"));
+      throw std::invalid_argument(
+          error_message("add_adapter",
+                        "a model with a classification head for task_type "
+                        "SEQ_CLS",
+                        "a bare encoder",
+                        "load the model with a head, or use task_type "
+                        "FEATURE_EXTRACTION"));
     }
     std::vector<std::string> names =
         cfg.modules_to_save.value_or(std::vector<std::string>{});
@@ -175,7 +127,8 @@ void PeftModelImpl::add_adapter(const std::string& name,
   AdapterContext ctx;
   ctx.root = &base_.module();
   ctx.info = info_;
-  ctx.modules_to_save = cfg.modules_to_save.value_or(std::vector<std::string>{});
+  ctx.modules_to_save =
+      cfg.modules_to_save.value_or(std::vector<std::string>{});
   ctx.word_embeddings = base_.base()->embeddings->word_embeddings;
   ctx.prompt_encoders = prompt_encoder_;
   ctx.inference_mode = cfg.inference_mode;
@@ -217,20 +170,13 @@ void PeftModelImpl::add_adapter(const std::string& name,
 }
 
 void PeftModelImpl::set_adapter(const std::string& name) {
-  Entry& wanted = entry(name, "set_adapter");
+  entry(name, "set_adapter");  // unknown name: out_of_range
   if (merged()) {
     // As PEFT: switching adapters needs the base weights back.
     unmerge_adapter();
   }
-  for (auto& e : entries_) {
-    for (Adapter* part : e->parts())
-      part->set_enabled(false);
-  }
   active_ = name;
-  if (!disabled_) {
-    for (Adapter* part : wanted.parts())
-      part->set_enabled(true);
-  }
+  set_all_enabled(disabled_ == 0);
   update_trainable();
 }
 
@@ -274,10 +220,10 @@ const PeftModelImpl::Entry& PeftModelImpl::entry(
 void PeftModelImpl::delete_adapter(const std::string& name) {
   entry(name, "delete_adapter");  // unknown name: out_of_range
   if (name == active_) {
-    throw std::invalid_argument(error_message(
-        "delete_adapter", "an adapter that is not active",
-        "\"" + name + "\", the active adapter",
-        "set_adapter another adapter first"));
+    throw std::invalid_argument(
+        error_message("delete_adapter", "an adapter that is not active",
+                      "\"" + name + "\", the active adapter",
+                      "set_adapter another adapter first"));
   }
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if ((*it)->name != name)
@@ -326,8 +272,9 @@ models::EncoderInputs PeftModelImpl::with_prompt(
     return inputs;
   const at::Tensor& ref =
       inputs.input_ids.defined() ? inputs.input_ids : inputs.inputs_embeds;
-  TORCH_CHECK(ref.defined(), "[PeftModel::forward] expected input_ids or "
-                             "inputs_embeds, got neither");
+  TORCH_CHECK(ref.defined(),
+              "[PeftModel::forward] expected input_ids or "
+              "inputs_embeds, got neither");
   const int64_t batch = ref.size(0);
   models::EncoderInputs out = inputs;
   const at::Tensor prompts = method.virtual_token_embeddings(batch);
@@ -337,24 +284,24 @@ models::EncoderInputs PeftModelImpl::with_prompt(
     out.position_ids = at::Tensor();
     // Prompt tuning / P-tuning: [B, P, H] in front of the token
     // embeddings; the mask gets P ones, the token types P zeros.
-    at::Tensor embeds = inputs.inputs_embeds.defined()
-                            ? inputs.inputs_embeds
-                            : base_.base()->embeddings->word_embeddings(
-                                  inputs.input_ids);
+    at::Tensor embeds =
+        inputs.inputs_embeds.defined()
+            ? inputs.inputs_embeds
+            : base_.base()->embeddings->word_embeddings(inputs.input_ids);
     out.inputs_embeds =
         at::cat({prompts.to(embeds.scalar_type()), embeds}, /*dim=*/1);
     out.input_ids = at::Tensor();
     if (inputs.attention_mask.defined()) {
-      out.attention_mask = at::cat(
-          {at::ones({batch, p}, inputs.attention_mask.options()),
-           inputs.attention_mask},
-          /*dim=*/1);
+      out.attention_mask =
+          at::cat({at::ones({batch, p}, inputs.attention_mask.options()),
+                   inputs.attention_mask},
+                  /*dim=*/1);
     }
     if (inputs.token_type_ids.defined()) {
-      out.token_type_ids = at::cat(
-          {at::zeros({batch, p}, inputs.token_type_ids.options()),
-           inputs.token_type_ids},
-          /*dim=*/1);
+      out.token_type_ids =
+          at::cat({at::zeros({batch, p}, inputs.token_type_ids.options()),
+                   inputs.token_type_ids},
+                  /*dim=*/1);
     }
     return out;
   }
@@ -381,7 +328,8 @@ models::EncoderOutput PeftModelImpl::encode(
   return base_.base()->forward(with_prompt(inputs));
 }
 
-// --- merging ------------------------------------------------------------------
+// --- merging
+// ------------------------------------------------------------------
 
 void PeftModelImpl::merge_adapter(bool safe) {
   if (disabled_ > 0) {
@@ -390,8 +338,8 @@ void PeftModelImpl::merge_adapter(bool safe) {
         "merge after the scope ends"));
   }
   if (active_.empty()) {
-    throw std::invalid_argument(error_message(
-        "merge_adapter", "an active adapter", "none"));
+    throw std::invalid_argument(
+        error_message("merge_adapter", "an active adapter", "none"));
   }
   Entry& e = entry(active_, "merge_adapter");
   for (Adapter* part : e.parts()) {
@@ -419,8 +367,7 @@ void PeftModelImpl::unmerge_adapter() {
 }
 
 bool PeftModelImpl::merged() const {
-  return !active_.empty() &&
-         entry(active_, "merged").method->merged();
+  return !active_.empty() && entry(active_, "merged").method->merged();
 }
 
 models::LoadedEncoder PeftModelImpl::merge_and_unload(bool safe) {
@@ -435,7 +382,8 @@ models::LoadedEncoder PeftModelImpl::merge_and_unload(bool safe) {
   return base_;
 }
 
-// --- parameters ---------------------------------------------------------------
+// --- parameters
+// ---------------------------------------------------------------
 
 ParameterCount PeftModelImpl::count_parameters() const {
   ParameterCount count;
@@ -457,150 +405,6 @@ std::string PeftModelImpl::trainable_parameters_report() const {
   return "trainable params: " + with_thousands(c.trainable) +
          " || all params: " + with_thousands(c.total) +
          " || trainable%: " + percent;
-}
-
-// --- adapter folders ------------------------------------------------------------
-
-void PeftModelImpl::save_adapter(const fs::path& dir,
-                                 const std::string& name) const {
-  const Entry& e = entry(name.empty() ? active_ : name, "save_adapter");
-  fs::create_directories(dir);
-  if (e.config.peft_type() == PeftType::kBottleneck) {
-    const TensorMap head =
-        e.head ? e.head->state_dict_to_save("") : TensorMap{};
-    std::string model_class = base_.config.architectures.empty()
-                                  ? std::string()
-                                  : base_.config.architectures.front();
-    save_adapterhub_folder(dir, e.name,
-                           std::get<BottleneckConfig>(e.config.method), info_,
-                           model_class, e.method->state_dict_to_save(""), head,
-                           base_.config.id2label);
-    return;
-  }
-  const std::string prefix = saved_prefix(e.config.peft_type());
-  TensorMap tensors = e.method->state_dict_to_save(prefix);
-  if (e.head) {
-    for (auto& [key, t] : e.head->state_dict_to_save(prefix))
-      tensors[key] = t;
-  }
-  std::vector<std::pair<std::string, at::Tensor>> ordered;
-  for (auto& [key, t] : tensors)
-    ordered.emplace_back(key, t.detach().to(at::kCPU).contiguous());
-  models::save_safetensors(dir / kWeightsFile, ordered, {{"format", "pt"}});
-  // PEFT writes the config of a saved adapter with inference_mode true.
-  AdapterConfig saved = e.config;
-  saved.inference_mode = true;
-  const std::string json = adapter_config_to_json(saved);
-  write_file_atomically(dir / kConfigFile,
-                        [&](std::ostream& out) { out << json; });
-}
-
-void PeftModelImpl::load_adapter(const fs::path& dir, const std::string& name,
-                                 const LoadAdapterOptions& options) {
-  check_adapter_name(name);
-  if (has_adapter(name)) {
-    throw std::invalid_argument(error_message(
-        "load_adapter", "a new adapter name", "\"" + name + "\" (in use)"));
-  }
-  AdapterConfig config;
-  TensorMap weights;
-  TensorMap head_weights;
-  bool adapterhub = false;
-  std::string where;
-  if (is_adapterhub_folder(dir)) {
-    adapterhub = true;
-    AdapterHubFolder folder = read_adapterhub_folder(dir);
-    config.method = folder.config;
-    config.task_type = base_.has_classifier() && !folder.head_weights.empty()
-                           ? "SEQ_CLS"
-                           : "FEATURE_EXTRACTION";
-    weights = std::move(folder.adapter_weights);
-    head_weights = std::move(folder.head_weights);
-    where = dir.string();
-  } else {
-    const fs::path config_path = dir / kConfigFile;
-    config = parse_adapter_config(read_text(config_path), config_path.string());
-    fs::path weights_path = dir / kWeightsFile;
-    if (!fs::exists(weights_path) && fs::exists(dir / kWeightsBinFile))
-      weights_path = dir / kWeightsBinFile;
-    if (!fs::exists(weights_path)) {
-      throw std::runtime_error(error_message(
-          "load_adapter", "the adapter weights " + weights_path.string(),
-          "no such file"));
-    }
-    weights = models::load_checkpoint(weights_path);
-    where = weights_path.string();
-  }
-  config.inference_mode = !options.is_trainable;
-  // A saved prompt is a table: always rebuild it as one, even to train on.
-  AdapterConfig to_add = config;
-  to_add.inference_mode = to_add.inference_mode ||
-                          is_prompt_learning(config.peft_type());
-  // Base tensors the adapter trains (LoRA's bias policies) get overwritten
-  // by load_saved: keep their values to put back if the load is refused.
-  std::set<const void*> base_tensors;
-  for (const auto& p : base_.module().parameters())
-    base_tensors.insert(p.unsafeGetTensorImpl());
-  const std::string previous_active = active_;
-  add_adapter(name, to_add);
-  Entry& e = entry(name, "load_adapter");
-  e.config.inference_mode = config.inference_mode;
-  std::vector<std::pair<at::Tensor, at::Tensor>> saved_base;
-  for (const auto& [key, t] : e.method->named_parameters()) {
-    if (base_tensors.count(t.unsafeGetTensorImpl()))
-      saved_base.emplace_back(t, t.detach().clone());
-  }
-  try {
-    std::set<std::string> used;
-    const std::string prefix = adapterhub ? "" : saved_prefix(config.peft_type());
-    for (const auto& key : e.method->load_saved(weights, prefix, where))
-      used.insert(key);
-    if (e.head) {
-      const TensorMap& source = adapterhub ? head_weights : weights;
-      for (const auto& key : e.head->load_saved(source, prefix, where))
-        used.insert(key);
-    }
-    std::vector<std::string> unexpected;
-    for (const auto& [key, t] : weights) {
-      // PEFT's bias="all" also saves the head wrapper's own biases
-      // ("classifier.original_module.bias", "classifier.modules_to_save
-      // .bias"): artefacts of its wrapper, not weights of the adapter.
-      const bool wrapper_artefact =
-          key.find(".original_module.") != std::string::npos ||
-          key.find(".modules_to_save.") != std::string::npos;
-      if (!used.count(key) && !wrapper_artefact)
-        unexpected.push_back(key);
-    }
-    if (!unexpected.empty()) {
-      throw std::runtime_error(error_message(
-          "load_adapter", "only tensors this model's adapter uses in " + where,
-          "[" + join_names(unexpected, ", ", 6) + "]",
-          "the adapter was made for another model class or target modules"));
-    }
-  } catch (...) {
-    // Leave the model as it was: base values back, the new adapter gone,
-    // the active adapter (and its merge state) untouched.
-    {
-      at::NoGradGuard no_grad;
-      for (auto& [param, value] : saved_base)
-        param.copy_(value);
-    }
-    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-      if ((*it)->name == name) {
-        for (Adapter* part : (*it)->parts())
-          part->remove();
-        entries_.erase(it);
-        break;
-      }
-    }
-    active_ = previous_active;
-    update_trainable();
-    throw;
-  }
-  if (options.activate)
-    set_adapter(name);
-  else
-    update_trainable();
 }
 
 }  // namespace peftcpp::peft

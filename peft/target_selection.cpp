@@ -17,9 +17,9 @@ std::regex compile(const std::string& pattern, const std::string& where) {
   try {
     return std::regex(pattern, std::regex::ECMAScript);
   } catch (const std::regex_error& e) {
-    throw std::invalid_argument(error_message(
-        where, "a valid regular expression", "\"" + pattern + "\" (" +
-        e.what() + ")"));
+    throw std::invalid_argument(
+        error_message(where, "a valid regular expression",
+                      "\"" + pattern + "\" (" + e.what() + ")"));
   }
 }
 
@@ -96,8 +96,8 @@ bool is_target(const TargetSpec& spec, const std::string& name) {
 }
 
 bool pattern_key_matches(const std::string& key, const std::string& name) {
-  return std::regex_match(name, compile("(.*\\.)?(" + key + ")",
-                                        "rank_pattern / alpha_pattern"));
+  return std::regex_match(
+      name, compile("(.*\\.)?(" + key + ")", "rank_pattern / alpha_pattern"));
 }
 
 std::vector<std::pair<std::string, std::shared_ptr<models::LinearImpl>>>
@@ -134,10 +134,10 @@ select_target_linears(torch::nn::Module& root, const TargetSpec& spec,
   if (found.empty()) {
     throw std::invalid_argument(error_message(
         where, "target_modules to match at least one module of the model",
-        "no match", "the model's Linear layers are [" +
-                        join_names(linear_names, ", ", 12) +
-                        "]; a list entry may be a name suffix such as [" +
-                        join_names(suffixes) + "]"));
+        "no match",
+        "the model's Linear layers are [" + join_names(linear_names, ", ", 12) +
+            "]; a list entry may be a name suffix such as [" +
+            join_names(suffixes) + "]"));
   }
   return found;
 }

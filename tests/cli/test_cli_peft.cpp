@@ -27,7 +27,9 @@ testing::CommandResult run_cli(const std::string& args) {
   return testing::run_command(std::string(PEFTCPP_CLI_PATH) + " " + args);
 }
 
-std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string quoted(const fs::path& p) {
+  return "'" + p.string() + "'";
+}
 
 // The fixture batch as JSONL lines with ids and type ids (padding dropped).
 fs::path write_inputs(const std::string& model, const fs::path& dir) {
@@ -82,8 +84,9 @@ TEST_CASE("predict --adapter gives PEFT's logits for each method",
   }
 }
 
-TEST_CASE("predict with several adapters runs the last or the --set-adapter one",
-          "[cli][peft]") {
+TEST_CASE(
+    "predict with several adapters runs the last or the --set-adapter one",
+    "[cli][peft]") {
   testing::ScratchDir dir("cli_peft_several");
   const fs::path inputs = write_inputs("roberta", dir.path());
   // Adapters are named after their folders.
@@ -96,34 +99,36 @@ TEST_CASE("predict with several adapters runs the last or the --set-adapter one"
   auto r = run_cli(common + " --output " + quoted(dir / "last.safetensors"));
   INFO(r.output);
   REQUIRE(r.code == 0);
-  CHECK(max_abs_diff(models::load_checkpoint(dir / "last.safetensors").at("logits"),
-                     expected_logits("roberta_prefix_tuning")) <= 1e-5);
+  CHECK(max_abs_diff(
+            models::load_checkpoint(dir / "last.safetensors").at("logits"),
+            expected_logits("roberta_prefix_tuning")) <= 1e-5);
   r = run_cli(common + " --set-adapter roberta_lora --output " +
               quoted(dir / "chosen.safetensors"));
   INFO(r.output);
   REQUIRE(r.code == 0);
-  CHECK(max_abs_diff(models::load_checkpoint(dir / "chosen.safetensors").at("logits"),
-                     expected_logits("roberta_lora")) <= 1e-5);
+  CHECK(max_abs_diff(
+            models::load_checkpoint(dir / "chosen.safetensors").at("logits"),
+            expected_logits("roberta_lora")) <= 1e-5);
   r = run_cli(common + " --set-adapter nope --output " +
               quoted(dir / "x.safetensors"));
   CHECK(r.code == 1);
-  CHECK_THAT(r.output, Catch::Contains("--set-adapter") &&
-                           Catch::Contains("roberta_lora, roberta_prefix_tuning"));
+  CHECK_THAT(r.output,
+             Catch::Contains("--set-adapter") &&
+                 Catch::Contains("roberta_lora, roberta_prefix_tuning"));
 }
 
 TEST_CASE("merge writes a folder transformers loads with the adapted logits",
           "[cli][peft]") {
-  for (const std::string name :
-       {"bert_lora", "bert_lora_bias", "roberta_dora", "roberta_ia3",
-        "bert_lora_layers"}) {
+  for (const std::string name : {"bert_lora", "bert_lora_bias", "roberta_dora",
+                                 "roberta_ia3", "bert_lora_layers"}) {
     SECTION(name) {
       const std::string model = name.substr(0, name.find('_'));
       testing::ScratchDir dir("cli_peft_merge");
       const fs::path merged = dir / "merged";
-      const auto r = run_cli("merge --model " +
-                             quoted(peft_case(model + "_base")) +
-                             " --adapter " + quoted(peft_case(name) / "adapter") +
-                             " --out " + quoted(merged));
+      const auto r =
+          run_cli("merge --model " + quoted(peft_case(model + "_base")) +
+                  " --adapter " + quoted(peft_case(name) / "adapter") +
+                  " --out " + quoted(merged));
       INFO(r.output);
       REQUIRE(r.code == 0);
       CHECK(fs::exists(merged / "config.json"));
@@ -132,15 +137,17 @@ TEST_CASE("merge writes a folder transformers loads with the adapted logits",
           "check_merged_model.py",
           "--model " + quoted(merged) + " --inputs " +
               quoted(peft_case(model + "_base") / "inputs.safetensors") +
-              " --expected " + quoted(peft_case(name) / "expected.safetensors"));
+              " --expected " +
+              quoted(peft_case(name) / "expected.safetensors"));
       INFO(check.output);
       CHECK(check.code == 0);
     }
   }
 }
 
-TEST_CASE("merge refuses a method that cannot merge and a non-empty output folder",
-          "[cli][peft][errors]") {
+TEST_CASE(
+    "merge refuses a method that cannot merge and a non-empty output folder",
+    "[cli][peft][errors]") {
   testing::ScratchDir dir("cli_peft_merge_errors");
   auto r = run_cli("merge --model " + quoted(peft_case("bert_base")) +
                    " --adapter " +

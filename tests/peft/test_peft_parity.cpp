@@ -31,13 +31,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path peft_fixtures() { return testing::fixture_dir() / "peft"; }
+fs::path peft_fixtures() {
+  return testing::fixture_dir() / "peft";
+}
 fs::path base_dir(const std::string& model) {
   return peft_fixtures() / (model + "_base");
 }
 
 models::EncoderInputs inputs_of(const std::string& model) {
-  const auto io = models::load_checkpoint(base_dir(model) / "inputs.safetensors");
+  const auto io =
+      models::load_checkpoint(base_dir(model) / "inputs.safetensors");
   models::EncoderInputs in;
   in.input_ids = io.at("input_ids");
   in.attention_mask = io.at("attention_mask");
@@ -68,12 +71,18 @@ struct Case {
 std::vector<Case> cases() {
   std::vector<Case> out;
   const std::vector<std::pair<std::string, bool>> names = {
-      {"lora", true},          {"rslora", true},
-      {"dora", true},          {"lora_bias", true},
-      {"lora_patterns", true}, {"lora_layers", true},
-      {"ia3", true},           {"prompt_tuning_random", false},
-      {"prompt_tuning_text", false}, {"prompt_tuning_sample_vocab", false},
-      {"p_tuning", false},     {"prefix_tuning", false},
+      {"lora", true},
+      {"rslora", true},
+      {"dora", true},
+      {"lora_bias", true},
+      {"lora_patterns", true},
+      {"lora_layers", true},
+      {"ia3", true},
+      {"prompt_tuning_random", false},
+      {"prompt_tuning_text", false},
+      {"prompt_tuning_sample_vocab", false},
+      {"p_tuning", false},
+      {"prefix_tuning", false},
       {"prefix_tuning_proj", false}};
   for (const std::string model : {"bert", "roberta"}) {
     for (const auto& [name, mergeable] : names) {
@@ -121,8 +130,10 @@ void randomize(PeftModelImpl& model, uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("adapters saved by Python PEFT load and give PEFT's logits and merged weights",
-          "[peft][parity]") {
+TEST_CASE(
+    "adapters saved by Python PEFT load and give PEFT's logits and merged "
+    "weights",
+    "[peft][parity]") {
   for (const Case& c : cases()) {
     SECTION(c.model + "_" + c.name) {
       REQUIRE(fs::exists(c.dir() / "adapter" / "adapter_config.json"));
@@ -141,8 +152,9 @@ TEST_CASE("adapters saved by Python PEFT load and give PEFT's logits and merged 
         models::LoadedEncoder merged = model->merge_and_unload();
         const double w = check_merged(merged.module(), expected);
         merged.module().eval();
-        const double m = max_abs_diff(
-            merged.classifier->forward(inputs_of(c.model)), expected.at("logits"));
+        const double m =
+            max_abs_diff(merged.classifier->forward(inputs_of(c.model)),
+                         expected.at("logits"));
         CHECK(m <= 1e-5);
         std::printf("  merged weights %.3g  merged logits %.3g", w, m);
       }
@@ -151,8 +163,10 @@ TEST_CASE("adapters saved by Python PEFT load and give PEFT's logits and merged 
   }
 }
 
-TEST_CASE("adapters saved by peftcpp load in Python PEFT with our logits and merged weights",
-          "[peft][parity]") {
+TEST_CASE(
+    "adapters saved by peftcpp load in Python PEFT with our logits and merged "
+    "weights",
+    "[peft][parity]") {
   uint64_t seed = 100;
   for (const Case& c : cases()) {
     ++seed;
@@ -177,7 +191,8 @@ TEST_CASE("adapters saved by peftcpp load in Python PEFT with our logits and mer
         for (const auto& p : merged.module().named_parameters())
           weights.emplace_back(p.key(), p.value());
         models::save_safetensors(dir / "merged.safetensors", weights);
-        merged_arg = " --merged '" + (dir / "merged.safetensors").string() + "'";
+        merged_arg =
+            " --merged '" + (dir / "merged.safetensors").string() + "'";
       }
       const auto r = testing::run_fixture_script(
           "check_peft_adapter.py",
@@ -188,18 +203,22 @@ TEST_CASE("adapters saved by peftcpp load in Python PEFT with our logits and mer
               merged_arg);
       INFO(r.output);
       CHECK(r.code == 0);
-      std::printf("peftcpp -> PEFT %s_%s:\n%s", c.model.c_str(),
-                  c.name.c_str(), r.output.c_str());
+      std::printf("peftcpp -> PEFT %s_%s:\n%s", c.model.c_str(), c.name.c_str(),
+                  r.output.c_str());
     }
   }
 }
 
-TEST_CASE("prompt tuning's TEXT init equals PEFT's and SAMPLE_VOCAB draws vocabulary rows",
-          "[peft][parity]") {
-  for (const std::string name : {"prompt_tuning_text", "prompt_tuning_sample_vocab"}) {
+TEST_CASE(
+    "prompt tuning's TEXT init equals PEFT's and SAMPLE_VOCAB draws vocabulary "
+    "rows",
+    "[peft][parity]") {
+  for (const std::string name :
+       {"prompt_tuning_text", "prompt_tuning_sample_vocab"}) {
     SECTION(name) {
       const fs::path dir = peft_fixtures() / ("bert_" + name);
-      const auto expected = models::load_checkpoint(dir / "expected.safetensors");
+      const auto expected =
+          models::load_checkpoint(dir / "expected.safetensors");
       AdapterConfig config = parse_adapter_config(
           read_text(dir / "adapter" / "adapter_config.json"), "fixture");
       config.inference_mode = false;
@@ -207,12 +226,14 @@ TEST_CASE("prompt tuning's TEXT init equals PEFT's and SAMPLE_VOCAB draws vocabu
       model->add_adapter("default", config);
       testing::ScratchDir scratch("peft_prompt_init");
       model->save_adapter(scratch.path());
-      const at::Tensor table = models::load_checkpoint(
-          scratch / "adapter_model.safetensors").at("prompt_embeddings");
+      const at::Tensor table =
+          models::load_checkpoint(scratch / "adapter_model.safetensors")
+              .at("prompt_embeddings");
       const at::Tensor vocab =
           model->base().base()->embeddings->word_embeddings->weight.detach();
       if (name == "prompt_tuning_text") {
-        CHECK(max_abs_diff(table, expected.at("init_prompt_embeddings")) == 0.0);
+        CHECK(max_abs_diff(table, expected.at("init_prompt_embeddings")) ==
+              0.0);
       } else {
         // Each virtual token is some row of the embedding table.
         for (int64_t i = 0; i < table.size(0); ++i) {

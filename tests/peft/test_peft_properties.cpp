@@ -20,64 +20,20 @@
 #include "models/checkpoint/safetensors.h"
 #include "models/checkpoint/state_dict.h"
 #include "peft/peft_model.h"
+#include "tests/peft/tiny_peft_models.h"
 #include "tests/test_paths.h"
 #include "tests/test_tensors.h"
 
 using namespace peftcpp;
 using namespace peftcpp::peft;
+using peftcpp::testing::batch;
 using peftcpp::testing::max_abs_diff;
+using peftcpp::testing::snapshot;
+using peftcpp::testing::tiny_config;
+using peftcpp::testing::tiny_model;
 namespace fs = std::filesystem;
 
 namespace {
-
-models::EncoderConfig tiny_config(const std::string& family) {
-  models::EncoderConfig c;
-  c.model_type = family;
-  if (family == "roberta") {
-    c.family = models::EncoderFamily::kRoberta;
-    c.pad_token_id = 1;
-    c.max_position_embeddings = 66;
-    c.type_vocab_size = 1;
-  } else {
-    c.max_position_embeddings = 64;
-  }
-  c.vocab_size = 99;
-  c.hidden_size = 32;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.intermediate_size = 37;
-  c.hidden_dropout_prob = 0.1;
-  c.attention_probs_dropout_prob = 0.1;
-  c.id2label = {"a", "b", "c"};
-  return c;
-}
-
-// A tiny classifier with the seed's random weights (same seed, same model).
-models::LoadedEncoder tiny_model(const std::string& family, uint64_t seed) {
-  torch::manual_seed(seed);
-  models::LoadedEncoder m;
-  m.config = tiny_config(family);
-  m.classifier = models::SequenceClassifier(m.config);
-  models::init_encoder_weights(*m.classifier, m.config);
-  m.classifier->eval();
-  return m;
-}
-
-models::EncoderInputs batch(const std::string& family) {
-  torch::manual_seed(7);
-  const int64_t pad = family == "roberta" ? 1 : 0;
-  models::EncoderInputs in;
-  in.input_ids = torch::randint(3, 99, {3, 9}, torch::kLong);
-  in.attention_mask = torch::ones({3, 9}, torch::kLong);
-  in.attention_mask.index_put_({1, torch::indexing::Slice(6)}, 0);
-  in.attention_mask.index_put_({2, torch::indexing::Slice(3)}, 0);
-  in.input_ids.masked_fill_(in.attention_mask == 0, pad);
-  if (family == "bert") {
-    in.token_type_ids = torch::zeros({3, 9}, torch::kLong);
-    in.token_type_ids.index_put_({torch::indexing::Slice(), torch::indexing::Slice(4)}, 1);
-  }
-  return in;
-}
 
 struct Method {
   std::string name;
@@ -100,15 +56,14 @@ std::vector<Method> methods() {
     };
   };
   out.push_back({"LoRA", lora([](LoraConfig&) {}), true, true});
-  out.push_back({"rsLoRA", lora([](LoraConfig& c) { c.use_rslora = true; }),
-                 true, true});
-  out.push_back({"DoRA", lora([](LoraConfig& c) { c.use_dora = true; }), true,
-                 true});
-  out.push_back({"LoRA gaussian on every projection",
-                 lora([](LoraConfig& c) {
+  out.push_back(
+      {"rsLoRA", lora([](LoraConfig& c) { c.use_rslora = true; }), true, true});
+  out.push_back(
+      {"DoRA", lora([](LoraConfig& c) { c.use_dora = true; }), true, true});
+  out.push_back({"LoRA gaussian on every projection", lora([](LoraConfig& c) {
                    c.init_lora_weights = LoraInit::kGaussian;
-                   c.target_modules = ModuleSelector::pattern(
-                       ".*\\.(query|key|value|dense)");
+                   c.target_modules =
+                       ModuleSelector::pattern(".*\\.(query|key|value|dense)");
                    c.lora_bias = true;
                  }),
                  true, true});
@@ -171,13 +126,6 @@ std::vector<Method> methods() {
   return out;
 }
 
-std::map<std::string, at::Tensor> snapshot(torch::nn::Module& m) {
-  std::map<std::string, at::Tensor> out;
-  for (const auto& p : m.named_parameters())
-    out[p.key()] = p.value().detach().clone();
-  return out;
-}
-
 // Moves every trainable parameter away from its init (LoRA's B = 0 would
 // hide merge errors); DoRA magnitudes stay positive.
 void perturb_trainable(PeftModelImpl& model) {
@@ -236,8 +184,7 @@ TEST_CASE("every method keeps the properties it promises, on BERT and RoBERTa",
           torch::optim::SGD sgd(params, torch::optim::SGDOptions(0.5));
           model->train();
           const at::Tensor logits = model->forward(in);
-          torch::nn::functional::cross_entropy(logits,
-                                               torch::tensor({0, 1, 2}))
+          torch::nn::functional::cross_entropy(logits, torch::tensor({0, 1, 2}))
               .backward();
           sgd.step();
           model->eval();
@@ -297,8 +244,9 @@ TEST_CASE("every method keeps the properties it promises, on BERT and RoBERTa",
   }
 }
 
-TEST_CASE("merge_and_unload returns the plain model computing the adapted output",
-          "[peft][properties]") {
+TEST_CASE(
+    "merge_and_unload returns the plain model computing the adapted output",
+    "[peft][properties]") {
   const models::EncoderInputs in = batch("roberta");
   PeftModel model(tiny_model("roberta", 2));
   model->eval();
@@ -377,101 +325,13 @@ TEST_CASE("the trainable-parameter report counts as PEFT does",
   CHECK(c.trainable == lora_params + head);
   CHECK(c.total == base.total + lora_params + head);
   const std::string report = model->trainable_parameters_report();
-  CHECK_THAT(report, Catch::StartsWith("trainable params: 1,123 || all params: "));
+  CHECK_THAT(report,
+             Catch::StartsWith("trainable params: 1,123 || all params: "));
   CHECK_THAT(report, Catch::Contains("|| trainable%: "));
 }
 
-// --- errors users see ----------------------------------------------------------
-
-TEST_CASE("a target list that matches nothing is refused with the model's layer names",
-          "[peft][errors]") {
-  PeftModel model(tiny_model("bert", 5));
-  AdapterConfig config;
-  LoraConfig lora;
-  lora.target_modules = ModuleSelector::list({"q_proj", "v_proj"});
-  config.method = lora;
-  REQUIRE_THROWS_WITH(
-      model->add_adapter("default", config),
-      Catch::Contains("expected target_modules to match at least one module") &&
-          Catch::Contains("bert.encoder.layer.0.attention.self.query") &&
-          Catch::Contains("query"));
-  CHECK(model->adapter_names().empty());
-  CHECK(model->count_parameters().trainable == 0);
-}
-
-TEST_CASE("an adapter for another base model is refused naming the tensor that does not fit",
-          "[peft][errors]") {
-  testing::ScratchDir dir("peft_errors_shape");
-  {
-    PeftModel small(tiny_model("bert", 6));
-    AdapterConfig config;
-    config.method = LoraConfig{};
-    small->add_adapter("default", config);
-    small->save_adapter(dir.path());
-  }
-  models::LoadedEncoder wider;
-  wider.config = tiny_config("bert");
-  wider.config.hidden_size = 48;
-  wider.config.num_attention_heads = 4;
-  wider.classifier = models::SequenceClassifier(wider.config);
-  PeftModel model(std::move(wider));
-  const auto before = model->count_parameters();
-  REQUIRE_THROWS_WITH(
-      model->load_adapter(dir.path(), "default"),
-      Catch::Contains("lora_A.weight") && Catch::Contains("[8, 32]") &&
-          Catch::Contains("maybe wrong base model"));
-  // Nothing half-loaded.
-  CHECK(model->adapter_names().empty());
-  CHECK(model->count_parameters().total == before.total);
-}
-
-TEST_CASE("an adapter file missing a tensor is refused naming it",
-          "[peft][errors]") {
-  testing::ScratchDir dir("peft_errors_missing");
-  PeftModel model(tiny_model("bert", 7));
-  AdapterConfig config;
-  config.method = LoraConfig{};
-  model->add_adapter("default", config);
-  model->save_adapter(dir.path());
-  auto tensors = models::load_checkpoint(dir.path() / "adapter_model.safetensors");
-  const std::string dropped =
-      "base_model.model.bert.encoder.layer.1.attention.self.value.lora_B.weight";
-  REQUIRE(tensors.erase(dropped) == 1);
-  std::vector<std::pair<std::string, at::Tensor>> kept(tensors.begin(),
-                                                       tensors.end());
-  models::save_safetensors(dir.path() / "adapter_model.safetensors", kept);
-  PeftModel fresh(tiny_model("bert", 7));
-  REQUIRE_THROWS_WITH(fresh->load_adapter(dir.path(), "default"),
-                      Catch::Contains("expected tensor \"" + dropped + "\""));
-}
-
-TEST_CASE("an unknown peft_type is refused listing the known ones",
-          "[peft][errors]") {
-  testing::ScratchDir dir("peft_errors_type");
-  std::ofstream(dir.path() / "adapter_config.json")
-      << R"({"peft_type": "LOHA", "r": 8, "task_type": "SEQ_CLS"})";
-  PeftModel model(tiny_model("bert", 8));
-  REQUIRE_THROWS_WITH(model->load_adapter(dir.path(), "default"),
-                      Catch::Contains("\"LOHA\"") && Catch::Contains("LORA") &&
-                          Catch::Contains("adapter_config.json"));
-}
-
-TEST_CASE("deleting the active adapter is refused", "[peft][errors]") {
-  PeftModel model(tiny_model("bert", 9));
-  AdapterConfig config;
-  config.method = LoraConfig{};
-  model->add_adapter("a", config);
-  model->add_adapter("b", config);
-  REQUIRE_THROWS_WITH(model->delete_adapter("a"),
-                      Catch::Contains("the active adapter") &&
-                          Catch::Contains("set_adapter another adapter first"));
-  REQUIRE_THROWS_AS(model->delete_adapter("nope"), std::out_of_range);
-  model->set_adapter("b");
-  model->delete_adapter("a");
-  CHECK(model->adapter_names() == std::vector<std::string>{"b"});
-}
-
-// --- regressions found in review ------------------------------------------------
+// --- regressions found in review
+// ------------------------------------------------
 
 TEST_CASE("an adapter named like a layer index saves PEFT's keys",
           "[peft][properties]") {
@@ -487,19 +347,24 @@ TEST_CASE("an adapter named like a layer index saves PEFT's keys",
   testing::ScratchDir dir("peft_names");
   model->save_adapter(dir / "ia3", "1");
   model->save_adapter(dir / "dora", "0");
-  const auto ia3_keys = models::load_checkpoint(dir / "ia3" / "adapter_model.safetensors");
+  const auto ia3_keys =
+      models::load_checkpoint(dir / "ia3" / "adapter_model.safetensors");
   CHECK(ia3_keys.count(
       "base_model.model.bert.encoder.layer.1.attention.self.key.ia3_l"));
-  const auto dora_keys = models::load_checkpoint(dir / "dora" / "adapter_model.safetensors");
-  CHECK(dora_keys.count("base_model.model.bert.encoder.layer.0.attention.self."
-                        "value.lora_magnitude_vector"));
+  const auto dora_keys =
+      models::load_checkpoint(dir / "dora" / "adapter_model.safetensors");
+  CHECK(
+      dora_keys.count("base_model.model.bert.encoder.layer.0.attention.self."
+                      "value.lora_magnitude_vector"));
   PeftModel fresh(tiny_model("bert", 12));
   fresh->load_adapter(dir / "ia3", "1");
   fresh->load_adapter(dir / "dora", "0");
 }
 
-TEST_CASE("a refused load leaves the active adapter, its merge and the base biases as they were",
-          "[peft][properties]") {
+TEST_CASE(
+    "a refused load leaves the active adapter, its merge and the base biases "
+    "as they were",
+    "[peft][properties]") {
   const models::EncoderInputs in = batch("bert");
   testing::ScratchDir dir("peft_refused_load");
   {
@@ -520,9 +385,11 @@ TEST_CASE("a refused load leaves the active adapter, its merge and the base bias
     donor->save_adapter(dir.path());
     auto tensors = models::load_checkpoint(dir / "adapter_model.safetensors");
     const std::string broken =
-        "base_model.model.bert.encoder.layer.1.attention.self.value.lora_B.weight";
+        "base_model.model.bert.encoder.layer.1.attention.self.value.lora_B."
+        "weight";
     tensors[broken] = torch::zeros({5, 5});
-    std::vector<std::pair<std::string, at::Tensor>> kept(tensors.begin(), tensors.end());
+    std::vector<std::pair<std::string, at::Tensor>> kept(tensors.begin(),
+                                                         tensors.end());
     models::save_safetensors(dir / "adapter_model.safetensors", kept);
   }
   PeftModel model(tiny_model("bert", 14));
@@ -578,8 +445,9 @@ TEST_CASE("disabled scopes nest and refuse merging inside",
   CHECK(max_abs_diff(model->forward(in), adapted) <= 1e-5);
 }
 
-TEST_CASE("(IA)3 with explicit targets still gets the default feed-forward modules",
-          "[peft][properties]") {
+TEST_CASE(
+    "(IA)3 with explicit targets still gets the default feed-forward modules",
+    "[peft][properties]") {
   PeftModel model(tiny_model("bert", 16));
   AdapterConfig config;
   Ia3Config c;
@@ -588,19 +456,23 @@ TEST_CASE("(IA)3 with explicit targets still gets the default feed-forward modul
   model->add_adapter("default", config);
   int seen = 0;
   for (const auto& p : model->named_parameters()) {
-    if (p.key() == "base_model.bert.encoder.layer.0.output.dense.ia3_l.default") {
+    if (p.key() ==
+        "base_model.bert.encoder.layer.0.output.dense.ia3_l.default") {
       CHECK(p.value().sizes() == std::vector<int64_t>{1, 37});  // input scaling
       ++seen;
     }
-    if (p.key() == "base_model.bert.encoder.layer.0.attention.self.key.ia3_l.default") {
+    if (p.key() ==
+        "base_model.bert.encoder.layer.0.attention.self.key.ia3_l.default") {
       CHECK(p.value().sizes() == std::vector<int64_t>{32, 1});
       ++seen;
     }
   }
   CHECK(seen == 2);
-  const auto& saved = std::get<Ia3Config>(model->adapter_config("default").method);
+  const auto& saved =
+      std::get<Ia3Config>(model->adapter_config("default").method);
   REQUIRE(saved.feedforward_modules.has_value());
-  CHECK(saved.feedforward_modules->names == std::vector<std::string>{"output.dense"});
+  CHECK(saved.feedforward_modules->names ==
+        std::vector<std::string>{"output.dense"});
 }
 
 TEST_CASE("adapters on a bfloat16 base are float32 and return the base dtype",
