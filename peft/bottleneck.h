@@ -29,11 +29,24 @@
 #include <string>
 #include <vector>
 
+#include "models/layers/activation.h"
 #include "peft/adapter.h"
 #include "peft/adapter_config.h"
 #include "peft/adapterhub_folder.h"
 
 namespace peftcpp::peft {
+
+/// The activation a non_linearity name stands for, as AdapterHub reads it
+/// ("leakyrelu", else transformers' get_activation(name.lower())); throws
+/// std::invalid_argument naming `where` for an unknown name.
+models::Activation bottleneck_activation(const std::string& name,
+                                         const std::string& where);
+
+/// Throws std::invalid_argument naming `where` for options AdapterHub would
+/// not accept (activation, init_weights, scaling_mode, dropout,
+/// stochastic_depth).
+void validate_bottleneck_config(const BottleneckConfig& config,
+                                const std::string& where);
 
 /// The bottleneck size AdapterHub gives layer `layer` of a model with
 /// `hidden_size`: max(1, int(hidden_size // reduction_factor)), the factor

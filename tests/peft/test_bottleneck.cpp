@@ -9,6 +9,7 @@
 //   residual LayerNorm) load in AdapterHub with our logits
 //   (tests/fixtures/check_bottleneck_adapter.py);
 // - disabled or removed adapters give exactly the base model.
+// Training-only noise and refused configs: test_bottleneck_units.cpp.
 // References: tests/fixtures/bottleneck_reference.py, run by generate_all.py
 // with the adapters venv into <fixtures>/bottleneck.
 
@@ -24,6 +25,7 @@
 #include "models/checkpoint/state_dict.h"
 #include "models/encoder/load_encoder.h"
 #include "peft/bottleneck.h"
+#include "tests/peft/bottleneck_fixtures.h"
 #include "tests/test_paths.h"
 #include "tests/test_tensors.h"
 
@@ -32,141 +34,7 @@ using namespace peftcpp::peft;
 using peftcpp::testing::max_abs_diff;
 namespace fs = std::filesystem;
 
-namespace {
-
-const std::vector<std::string> kModels = {"bert", "roberta"};
-const std::vector<std::string> kConfigs = {"seq_bn", "double_seq_bn", "par_bn"};
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// <fixtures>/bottleneck, failing the case (not skipping it) when
-// generate_all.py could not make the references.
-fs::path bn_fixtures() {
-  const fs::path dir = testing::fixture_dir() / "bottleneck";
-  if (fs::exists(dir / "UNAVAILABLE.txt")) {
-    FAIL("the AdapterHub references were not generated: " +
-         read_text(dir / "UNAVAILABLE.txt"));
-  }
-  if (!fs::exists(dir / "bert" / "inputs.safetensors")) {
-    FAIL("expected the AdapterHub references in " + dir.string() +
-         ", got none (hint: run the tests through ctest, or "
-         "tests/fixtures/generate_all.py --out " +
-         testing::fixture_dir().string() + ")");
-  }
-  return dir;
-}
-
-std::string adapters_python() {
-  std::string line = read_text(bn_fixtures() / "python.txt");
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
-    line.pop_back();
-  return line;
-}
-
-models::EncoderInputs inputs_of(const std::string& model) {
-  const auto io =
-      models::load_checkpoint(bn_fixtures() / model / "inputs.safetensors");
-  models::EncoderInputs in;
-  in.input_ids = io.at("input_ids");
-  in.attention_mask = io.at("attention_mask");
-  in.token_type_ids = io.at("token_type_ids");
-  return in;
-}
-
-// The base model of `model` in eval mode, and what add_bottleneck is told.
-struct Base {
-  models::LoadedEncoder loaded;
-  AdapterContext ctx;
-};
-
-Base load_base(const std::string& model,
-               const models::LoadEncoderOptions& options = {}) {
-  Base b{models::load_encoder(bn_fixtures() / model / "base", options), {}};
-  b.loaded.module().eval();
-  const auto& c = b.loaded.config;
-  b.ctx.root = &b.loaded.module();
-  b.ctx.info = ModelInfo{c.model_type, c.hidden_size, c.num_hidden_layers,
-                         c.num_attention_heads, c.vocab_size};
-  return b;
-}
-
-at::Tensor logits_of(Base& b, const models::EncoderInputs& in) {
-  at::NoGradGuard no_grad;
-  return b.loaded.classifier->forward(in);
-}
-
-// transformers' hidden_states: the embeddings' output, then every layer's.
-std::vector<at::Tensor> hidden_states_of(Base& b,
-                                         const models::EncoderInputs& in) {
-  at::NoGradGuard no_grad;
-  auto& enc = b.loaded.base();
-  std::vector<at::Tensor> out{enc->embeddings->forward(in)};
-  const at::Tensor mask =
-      models::make_attention_mask(in.attention_mask, /*prefix_length=*/0);
-  for (size_t i = 0; i < enc->layers->size(); ++i)
-    out.push_back(enc->layer(i)->forward(out.back(), mask, nullptr));
-  return out;
-}
-
-TensorMap head_of(Base& b) {
-  TensorMap out;
-  for (const auto& item : b.loaded.module().named_parameters()) {
-    if (item.key().rfind("classifier.", 0) == 0)
-      out[item.key()] = item.value().detach();
-  }
-  return out;
-}
-
-std::vector<std::string> sorted_keys(const TensorMap& m) {
-  std::vector<std::string> keys;
-  for (const auto& [k, v] : m)
-    keys.push_back(k);
-  return keys;
-}
-
-std::string model_class(const Base& b) {
-  return b.loaded.config.architectures.front();
-}
-
-// Runs check_bottleneck_adapter.py on a folder we wrote (with `stack`,
-// AdapterHub runs Stack(adapter, stack)): AdapterHub must give our logits.
-void check_in_adapterhub(const std::string& model, const fs::path& adapter,
-                         const at::Tensor& our_logits,
-                         const testing::ScratchDir& scratch,
-                         const fs::path& stack = {}) {
-  const fs::path expected = scratch / "ours.safetensors";
-  models::save_safetensors(expected, {{"logits", our_logits.contiguous()}});
-  const auto r = testing::run_command(
-      "'" + adapters_python() + "' '" + PEFTCPP_SOURCE_DIR +
-      "/tests/fixtures/check_bottleneck_adapter.py' --base '" +
-      (bn_fixtures() / model / "base").string() + "' --adapter '" +
-      adapter.string() + "' --inputs '" +
-      (bn_fixtures() / model / "inputs.safetensors").string() +
-      "' --expected '" + expected.string() + "'" +
-      (stack.empty() ? "" : " --stack '" + stack.string() + "'"));
-  INFO(r.output);
-  REQUIRE(r.code == 0);
-  std::printf("[bottleneck] %s %s in AdapterHub: %s", model.c_str(),
-              adapter.filename().c_str(),
-              r.output.substr(r.output.rfind("max_abs_diff")).c_str());
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
-
-}  // namespace
+using namespace peftcpp::testing::bottleneck;
 
 TEST_CASE(
     "AdapterHub's bottleneck adapters give AdapterHub's logits and "
@@ -475,138 +343,5 @@ TEST_CASE("Bottleneck adapters run on CUDA and match AdapterHub",
     in.token_type_ids = in.token_type_ids.cuda();
     const auto expected = models::load_checkpoint(dir / "expected.safetensors");
     CHECK(max_abs_diff(logits_of(b, in).cpu(), expected.at("logits")) <= 1e-4);
-  }
-}
-
-TEST_CASE("Bottleneck dropout and stochastic depth act in training only",
-          "[peft][bottleneck]") {
-  const auto in = inputs_of("bert");
-  Base b = load_base("bert");
-  BottleneckConfig config = BottleneckConfig::preset("seq_bn");
-  config.dropout = 0.5;
-  config.stochastic_depth = 0.5;
-  auto adapter = add_bottleneck(b.ctx, "a", config);
-  adapter->set_enabled(true);
-  const at::Tensor eval_logits = logits_of(b, in);
-  CHECK(torch::equal(logits_of(b, in), eval_logits));
-  // Only the adapters train: the base model's own dropout stays off.
-  for (const auto& item : b.loaded.module().named_modules()) {
-    if (item.key().size() > 9 &&
-        item.key().compare(item.key().size() - 9, 9, ".adapters") == 0)
-      item.value()->train();
-  }
-  CHECK_FALSE(torch::equal(logits_of(b, in), eval_logits));
-}
-
-TEST_CASE(
-    "Bottleneck configs and folders that cannot be used are refused "
-    "with a clear message",
-    "[peft][bottleneck][errors]") {
-  Base b = load_base("bert");
-  SECTION("unknown presets and options") {
-    CHECK_THROWS_AS(BottleneckConfig::preset("lora"), std::invalid_argument);
-    CHECK_THAT(error_of([] { BottleneckConfig::preset("lora"); }),
-               Catch::Contains("\"double_seq_bn\" (\"houlsby\")"));
-    BottleneckConfig c;
-    c.non_linearity = "nope";
-    CHECK_THROWS_AS(add_bottleneck(b.ctx, "a", c), std::invalid_argument);
-    CHECK_THAT(error_of([&] { add_bottleneck(b.ctx, "a", c); }),
-               Catch::Contains("non_linearity") && Catch::Contains("\"nope\""));
-    c = BottleneckConfig{};
-    c.init_weights = "xavier";
-    CHECK_THAT(error_of([&] { add_bottleneck(b.ctx, "a", c); }),
-               Catch::Contains("\"mam_adapter\""));
-    c = BottleneckConfig{};
-    c.scaling_mode = "per_token";
-    CHECK_THAT(error_of([&] { add_bottleneck(b.ctx, "a", c); }),
-               Catch::Contains("\"channel\""));
-    c = BottleneckConfig{};
-    c.output_adapter = false;
-    CHECK_THROWS_AS(add_bottleneck(b.ctx, "a", c), std::invalid_argument);
-    CHECK_THAT(error_of([&] { add_bottleneck(b.ctx, "a", c); }),
-               Catch::Contains("at least one place for the adapter"));
-    c = BottleneckConfig{};
-    c.reduction_factor = 0;
-    c.reduction_factor_by_layer = {{0, 4}};
-    CHECK_THAT(error_of([&] { add_bottleneck(b.ctx, "a", c); }),
-               Catch::Contains("layer 1") && Catch::Contains("no default"));
-    // Nothing was left behind by the refused adds.
-    for (const auto& item : b.loaded.module().named_modules())
-      CHECK(item.key().find("adapters") == std::string::npos);
-  }
-  SECTION("AdapterHub options peftcpp does not implement") {
-    const std::string base =
-        R"({"mh_adapter": false, "output_adapter": true,
-            "reduction_factor": 16, "non_linearity": "relu", )";
-    for (const auto& [extra, name] :
-         std::vector<std::pair<std::string, std::string>>{
-             {R"("phm_layer": true})", "phm_layer (Compacter)"},
-             {R"("residual_before_ln": "post_add"})", "\"post_add\""},
-             {R"("inv_adapter": "nice"})", "inv_adapter"}}) {
-      CAPTURE(extra);
-      CHECK_THROWS_AS(parse_bottleneck_config(base + extra, "cfg.json"),
-                      std::invalid_argument);
-      CHECK_THAT(
-          error_of([&] { parse_bottleneck_config(base + extra, "cfg.json"); }),
-          Catch::Contains("[cfg.json]") && Catch::Contains(name) &&
-              Catch::Contains("not implemented in peftcpp"));
-    }
-    CHECK_THAT(error_of([&] {
-                 parse_bottleneck_config(R"({"architecture": "lora", "r": 8})",
-                                         "cfg.json");
-               }),
-               Catch::Contains("a bottleneck adapter config"));
-    CHECK_THAT(error_of([&] {
-                 parse_bottleneck_config(R"({"mh_adapter": false})",
-                                         "cfg.json");
-               }),
-               Catch::Contains("\"output_adapter\""));
-    // A string config names a preset; absent fields are BnConfig's.
-    CHECK(parse_bottleneck_config(R"("houlsby")", "x").mh_adapter);
-    CHECK_FALSE(parse_bottleneck_config(base + R"("use_gating": false})", "x")
-                    .original_ln_before);
-  }
-  SECTION("weights that do not fit") {
-    const fs::path ref =
-        bn_fixtures() / "bert" / "seq_bn" / "adapter_safetensors";
-    AdapterHubFolder folder = read_adapterhub_folder(ref);
-    BottleneckConfig wider = folder.config;
-    wider.reduction_factor = 8;
-    auto adapter = add_bottleneck(b.ctx, "a", wider);
-    const std::string shape = error_of(
-        [&] { adapter->load_saved(folder.adapter_weights, "", "f.st"); });
-    CHECK_THAT(shape, Catch::Contains("[load_adapter]") &&
-                          Catch::Contains(
-                              "bert.encoder.layer.0.output.adapters.a."
-                              "adapter_down.0.weight\" of shape [4, 32]") &&
-                          Catch::Contains("got [2, 32] in f.st") &&
-                          Catch::Contains("maybe wrong base model?"));
-    adapter->remove();
-    auto fits = add_bottleneck(b.ctx, "a", folder.config);
-    TensorMap missing = folder.adapter_weights;
-    missing.erase("bert.encoder.layer.1.output.adapters.a.adapter_up.bias");
-    const std::string gone =
-        error_of([&] { fits->load_saved(missing, "", "f.st"); });
-    CHECK_THAT(gone, Catch::Contains("expected tensor \"bert.encoder.layer.1."
-                                     "output.adapters.a.adapter_up.bias\" in "
-                                     "f.st, got none"));
-  }
-  SECTION("folders") {
-    testing::ScratchDir scratch("bottleneck-errors");
-    CHECK_FALSE(is_adapterhub_folder(scratch.path()));
-    CHECK(is_adapterhub_folder(bn_fixtures() / "bert" / "seq_bn" / "adapter"));
-    fs::create_directories(scratch / "x");
-    std::ofstream(scratch / "x" / "adapter_config.json")
-        << R"({"peft_type": "LORA", "r": 8})";
-    CHECK_FALSE(is_adapterhub_folder(scratch / "x"));
-    fs::copy_file(
-        bn_fixtures() / "bert" / "seq_bn" / "adapter" / "adapter_config.json",
-        scratch / "x" / "adapter_config.json",
-        fs::copy_options::overwrite_existing);
-    CHECK(is_adapterhub_folder(scratch / "x"));
-    CHECK_THROWS_AS(read_adapterhub_folder(scratch / "x"), std::runtime_error);
-    CHECK_THAT(error_of([&] { read_adapterhub_folder(scratch / "x"); }),
-               Catch::Contains("adapter.safetensors or pytorch_adapter.bin") &&
-                   Catch::Contains((scratch / "x").string()));
   }
 }
