@@ -10,6 +10,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/text_file.h"
 #include "models/checkpoint/safetensors.h"
 #include "models/checkpoint/state_dict.h"
 
@@ -28,15 +29,7 @@ constexpr const char* kHeadWeightsFile = "model_head.safetensors";
 constexpr const char* kHeadWeightsBinFile = "pytorch_model_head.bin";
 
 std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw std::runtime_error(error_message(
-        "read_adapterhub_folder", "a readable " + path.filename().string(),
-        path.string() + " (no such file)"));
-  }
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return read_text_file(path, "read_adapterhub_folder");
 }
 
 json parse_json(const std::string& text, const std::string& where) {

@@ -6,13 +6,12 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/text_file.h"
 #include "models/checkpoint/safetensors.h"
 #include "models/checkpoint/state_dict.h"
 #include "peft/adapterhub_folder.h"
@@ -33,19 +32,6 @@ constexpr const char* kWeightsBinFile = "adapter_model.bin";
 // it as base_model for prompt learning; saved module keys carry that path.
 std::string saved_prefix(PeftType type) {
   return is_prompt_learning(type) ? "base_model." : "base_model.model.";
-}
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw std::runtime_error(error_message(
-        "load_adapter", "a readable file " + path.string(), "none",
-        "an adapter folder holds adapter_config.json and "
-        "adapter_model.safetensors"));
-  }
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 }  // namespace
@@ -111,7 +97,11 @@ void PeftModelImpl::load_adapter(const fs::path& dir, const std::string& name,
     where = dir.string();
   } else {
     const fs::path config_path = dir / kConfigFile;
-    config = parse_adapter_config(read_text(config_path), config_path.string());
+    config = parse_adapter_config(
+        read_text_file(config_path, "load_adapter",
+                       "an adapter folder holds adapter_config.json and "
+                       "adapter_model.safetensors"),
+        config_path.string());
     fs::path weights_path = dir / kWeightsFile;
     if (!fs::exists(weights_path) && fs::exists(dir / kWeightsBinFile))
       weights_path = dir / kWeightsBinFile;
