@@ -19,7 +19,8 @@ jobs=${PEFTCPP_JOBS:-$(nproc)}
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages -----------------------------------------------------------
-debs=(cmake ninja-build g++ ccache pkg-config python3 python3-venv catch2 nlohmann-json3-dev libcli11-dev libutf8proc-dev)
+debs=(cmake ninja-build g++ ccache pkg-config python3 python3-venv catch2 nlohmann-json3-dev libcli11-dev libutf8proc-dev
+      libhdf5-dev libyaml-cpp-dev gnuplot-nox)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,81 @@
+#pragma once
+// One training run as a user writes it (a YAML file, `peftcpp train
+// --config`): the model, the task and its data, the PEFT method and the
+// trainer settings. Parsing lives in run_config_yaml.cpp; running it in
+// training_run.cpp.
+//
+//   model:   {path: DIR, dtype: float32}
+//   task:    {glue: sst2, data_dir: ../shared/data/glue, max_length: 128}
+//   method:  {peft_type: LORA, r: 8, lora_alpha: 16, target_modules: [query, value]}
+//   trainer: {num_train_epochs: 3, learning_rate: 5e-4, ...}
+//   output_dir: runs/sst2-lora
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/dataset/table_file.h"
+#include "peft/adapter_config.h"
+#include "trainers/trainer.h"
+
+namespace peftcpp::trainers {
+
+/// The base model.
+struct ModelSection {
+  std::filesystem::path path;  ///< a Hugging Face folder
+  std::string dtype = "float32";
+  int threads = 0;  ///< intra-op threads; 0 = LibTorch's default
+};
+
+/// The task and where its examples are: a GLUE task (glue + data_dir, the
+/// task's folder or the GLUE root holding it) or the user's own files.
+struct TaskSection {
+  std::string glue;  ///< "" = own files
+  std::filesystem::path data_dir;
+  std::filesystem::path train_file;  ///< own files
+  std::filesystem::path eval_file;   ///< own files; optional
+  data::TableFormat format = data::TableFormat::kAuto;
+  data::ColumnMapping columns;
+  data::LabelSpec labels;
+  int64_t max_length = 128;
+  int64_t max_train_examples = -1;  ///< first N (a documented subset)
+  int64_t max_eval_examples = -1;
+  /// Metric names; empty = the GLUE task's, or accuracy / pearson+spearman.
+  std::vector<std::string> metrics;
+  /// Where tokenized datasets are cached (HDF5); empty = <cache>/datasets.
+  std::filesystem::path cache_dir;
+};
+
+/// Everything one run needs.
+struct RunConfig {
+  ModelSection model;
+  TaskSection task;
+  peft::AdapterConfig method;
+  TrainerOptions trainer;
+  /// The YAML as given (after overrides), saved beside the run.
+  std::string source_text;
+};
+
+/// Parses a run configuration (YAML) and applies `overrides` ("a.b=value",
+/// in order). Unknown keys, at any level and in `method`, are errors that
+/// name the key, its section and the keys there are. Throws
+/// std::invalid_argument (bad value or key) / std::runtime_error (YAML
+/// syntax, with line). Relative paths resolve against `base_dir`.
+RunConfig parse_run_config(const std::string& yaml_text,
+                           const std::vector<std::string>& overrides,
+                           const std::filesystem::path& base_dir,
+                           const std::string& where);
+
+/// Reads and parses a YAML file (see parse_run_config).
+RunConfig load_run_config(const std::filesystem::path& path,
+                          const std::vector<std::string>& overrides);
+
+/// A stable hash of what shapes the training trajectory (model path,
+/// data, method, optimizer/schedule/batching/seed settings; not
+/// logging, not resume): checkpoints of another configuration are refused.
+std::string run_fingerprint(const RunConfig& config);
+
+}  // namespace peftcpp::trainers
