@@ -22,6 +22,9 @@ struct Batch {
 };
 
 /// Collates `rows` of `dataset`, padding with `pad_id`, on `device`.
+/// Classification labels that are NaN (unlabelled test rows) become -100,
+/// the index cross-entropy ignores. Throws std::invalid_argument for no
+/// rows and std::out_of_range for a row index outside the dataset.
 Batch collate(const TokenizedDataset& dataset, const std::vector<int64_t>& rows,
               int64_t pad_id, c10::Device device = c10::kCPU);
 

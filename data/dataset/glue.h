@@ -28,13 +28,14 @@ Metric parse_metric(const std::string& name);
 
 /// A GLUE task: where its columns are and how it is scored.
 struct GlueTask {
-  std::string name;    ///< "cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"
+  std::string name;  ///< "cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli",
+                     ///< "rte", "wnli"
   std::string folder;  ///< GLUE's folder name: "CoLA", "SST-2", "STS-B", ...
   TaskKind kind = TaskKind::kClassification;
   std::vector<std::string> label_names;  ///< as written in the files
   std::vector<Metric> metrics;           ///< all reported
-  Metric primary;                        ///< the one that picks the best checkpoint
-  std::string dev_split = "dev";         ///< "dev_matched" for MNLI
+  Metric primary;                 ///< the one that picks the best checkpoint
+  std::string dev_split = "dev";  ///< "dev_matched" for MNLI
 };
 
 /// Looks a task up by name, case- and punctuation-insensitive ("SST-2",

@@ -42,7 +42,13 @@ struct TokenizeDatasetOptions {
   bool show_progress = false;
 };
 
-/// Tokenizes every example (with the tokenizer's special tokens).
+/// The EncodeOptions tokenize_dataset passes to the tokenizer: special
+/// tokens, longest_first truncation at max_length, no padding.
+EncodeOptions dataset_encode_options(const TokenizeDatasetOptions& options);
+
+/// Tokenizes every example (with the tokenizer's special tokens), in
+/// parallel. Throws std::invalid_argument for max_length 0 or a dataset
+/// that mixes pairs and single sentences.
 TokenizedDataset tokenize_dataset(const LabeledDataset& dataset,
                                   const Tokenizer& tokenizer,
                                   const TokenizeDatasetOptions& options);
@@ -53,7 +59,11 @@ enum class CacheOutcome { kHit, kCreated, kRebuiltCorrupt, kRebuiltStale };
 /// tokenize_dataset through an HDF5 file in `cache_dir`, named by a key
 /// over the examples, the tokenizer's files (`tokenizer_fingerprint`) and
 /// the options. Reports what happened in `outcome` (when given) and why a
-/// cache was rebuilt in `detail`.
+/// cache was rebuilt in `detail`. The file stores the key and a checksum
+/// of the arrays; a file that fails to open or read, or whose key,
+/// structure or checksum does not match, is rebuilt (written to a
+/// temporary file and renamed). Throws std::runtime_error when the cache
+/// cannot be written. HDF5's own error printing is switched off.
 TokenizedDataset tokenize_cached(const LabeledDataset& dataset,
                                  const Tokenizer& tokenizer,
                                  const std::string& tokenizer_fingerprint,
@@ -62,8 +72,17 @@ TokenizedDataset tokenize_cached(const LabeledDataset& dataset,
                                  CacheOutcome* outcome = nullptr,
                                  std::string* detail = nullptr);
 
+/// The cache file tokenize_cached reads and writes for these inputs:
+/// `<cache_dir>/<hash of the key>.h5`.
+std::filesystem::path tokenized_cache_path(
+    const LabeledDataset& dataset, const std::string& tokenizer_fingerprint,
+    const TokenizeDatasetOptions& options,
+    const std::filesystem::path& cache_dir);
+
 /// A stable hash (hex) of the tokenizer files in a model folder
-/// (tokenizer.json, vocab.txt, tokenizer_config.json, special tokens ...).
+/// (tokenizer.json, vocab.txt, tokenizer_config.json, special tokens ...),
+/// or of one file when given a file. Throws std::runtime_error when there
+/// is no tokenizer file.
 std::string tokenizer_fingerprint(const std::filesystem::path& model_dir);
 
 }  // namespace peftcpp::data
