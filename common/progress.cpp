@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace peftcpp {
@@ -50,6 +51,22 @@ void ProgressBar::advance(int64_t n) {
   }
 }
 
+void ProgressBar::set_initial(int64_t done) {
+  initial_ = done;
+  done_ = std::max(done_, done);
+}
+
+void ProgressBar::set_postfix(std::string text) {
+  postfix_ = std::move(text);
+}
+
+void ProgressBar::print_above(const std::string& line) {
+  std::fprintf(stderr, "%s%s\n", tty_ ? "\r\033[K" : "", line.c_str());
+  if (tty_ && !finished_)
+    draw(false);
+  std::fflush(stderr);
+}
+
 void ProgressBar::finish() {
   if (finished_)
     return;
@@ -59,19 +76,21 @@ void ProgressBar::finish() {
 
 void ProgressBar::draw(bool final) {
   const double t = elapsed();
-  const double rate = t > 0 ? done_ / t : 0.0;
+  const double rate = t > 0 ? (done_ - initial_) / t : 0.0;
   const double frac = total_ > 0 ? static_cast<double>(done_) / total_ : 1.0;
   constexpr int kWidth = 30;
   const int filled = static_cast<int>(frac * kWidth);
   std::string bar(filled, '#');
   bar.resize(kWidth, '.');
   const double eta = rate > 0 ? (total_ - done_) / rate : 0.0;
-  std::fprintf(stderr, "%s%s [%s] %lld/%lld %s  %.1f %s/s  %s %s%s",
+  // "\033[K" clears what a longer previous line left on a terminal.
+  std::fprintf(stderr, "%s%s [%s] %lld/%lld %s  %.2f %s/s  %s %s%s%s%s%s",
                tty_ ? "\r" : "", label_.c_str(), bar.c_str(),
                static_cast<long long>(done_), static_cast<long long>(total_),
                unit_.c_str(), rate, unit_.c_str(), final ? "took" : "ETA",
                format_seconds(final ? t : eta).c_str(),
-               (final || !tty_) ? "\n" : "");
+               postfix_.empty() ? "" : "  ", postfix_.c_str(),
+               tty_ ? "\033[K" : "", (final || !tty_) ? "\n" : "");
   std::fflush(stderr);
 }
 

@@ -19,6 +19,14 @@ class ProgressBar {
 
   /// Marks `n` more items done and redraws when due.
   void advance(int64_t n = 1);
+  /// Items already done before this process started (a resumed run): shown
+  /// in the count, left out of the rate and ETA.
+  void set_initial(int64_t done);
+  /// Text drawn after the bar ("loss 0.412  lr 4.8e-04"), until replaced.
+  void set_postfix(std::string text);
+  /// Prints `line` on its own line above the bar (which is redrawn below
+  /// it on a terminal).
+  void print_above(const std::string& line);
   /// Draws the final state with the total time and rate; idempotent.
   void finish();
 
@@ -32,6 +40,8 @@ class ProgressBar {
   std::string unit_;
   int64_t total_;
   int64_t done_ = 0;
+  int64_t initial_ = 0;
+  std::string postfix_;
   bool tty_;
   bool finished_ = false;
   std::chrono::steady_clock::time_point start_;

@@ -46,8 +46,11 @@ struct TrainerOptions {
   /// with loss scaling; CUDA only).
   std::string precision = "float32";
   std::string device = "cpu";
-  int64_t eval_steps = 0;     ///< also evaluate every N optimizer steps
+  int64_t eval_steps = 0;      ///< also evaluate every N optimizer steps
   int64_t logging_steps = 10;  ///< a log line every N optimizer steps
+  /// Also write a checkpoint every N optimizer steps (checkpoints are
+  /// always written at each evaluation and epoch end).
+  int64_t save_steps = 0;
   /// Metric that picks the best checkpoint ("accuracy", ...; "loss").
   std::string metric_for_best_model;
   bool greater_is_better = true;
@@ -85,12 +88,15 @@ struct TrainResult {
   std::optional<EvalResult> best_eval;
   int64_t best_step = -1;
   double best_epoch = 0.0;
-  double train_seconds = 0.0;
+  double train_seconds = 0.0;  ///< forward/backward/step only
+  double total_seconds = 0.0;  ///< wall time incl. evaluation and saving
   double train_examples_per_second = 0.0;
+  int64_t train_examples = 0;  ///< examples trained on (all epochs)
   double final_train_loss = 0.0;
   int64_t trainable_parameters = 0;
   int64_t peak_rss_bytes = 0;
   std::filesystem::path adapter_dir;  ///< output_dir/adapter
+  std::string metric_for_best_model;
 };
 
 /// Trains `model` on `train_set`, evaluating on `eval_set` when given.

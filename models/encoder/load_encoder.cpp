@@ -79,6 +79,10 @@ LoadedEncoder load_encoder(const fs::path& dir,
                            const LoadEncoderOptions& options) {
   LoadedEncoder loaded;
   loaded.config = EncoderConfig::from_file(dir);
+  if (!options.id2label.empty())
+    loaded.config.id2label = options.id2label;
+  if (options.problem_type != ProblemType::kUnset)
+    loaded.config.problem_type = options.problem_type;
   const EncoderConfig& config = loaded.config;
   const bool with_head = options.head == EncoderHead::kSequenceClassification ||
                          (options.head == EncoderHead::kAuto &&

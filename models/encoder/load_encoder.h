@@ -32,6 +32,12 @@ struct LoadEncoderOptions {
   /// Throw when the checkpoint lacks weights the model has (other than a
   /// head being added) or has weights the model does not use.
   bool strict = false;
+  /// Replaces config.json's labels (id2label in id order), as
+  /// from_pretrained(..., id2label=...) does: a base checkpoint gets a fresh
+  /// head of this size. Empty: the config's.
+  std::vector<std::string> id2label;
+  /// Replaces config.json's problem_type when set (not kUnset).
+  ProblemType problem_type = ProblemType::kUnset;
 };
 
 /// A loaded model: exactly one of `encoder` (no head) and `classifier` is set.
