@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <set>
 #include <stdexcept>
 
 #include "common/error.h"
@@ -25,15 +26,24 @@ const std::vector<std::pair<PeftType, std::string>>& type_names() {
 }
 
 // Reads one field, leaving `out` at its default when the key is absent or
-// null; a present value of the wrong type names the file and the key.
+// null; a present value of the wrong type names the file and the key. It
+// records every key it is asked for, present or not, so the strict reader
+// knows the method's keys without a second list that could drift.
 class Reader {
  public:
   Reader(const json& j, std::string where) : j_(j), where_(std::move(where)) {}
 
+  // The value under `key`, or nullptr when absent or null.
+  const json* find(const char* key) const {
+    asked_.insert(key);
+    const auto it = j_.find(key);
+    return it == j_.end() || it->is_null() ? nullptr : &*it;
+  }
+
   template <class T>
   void get(const char* key, T& out) const {
-    const auto it = j_.find(key);
-    if (it == j_.end() || it->is_null())
+    const json* it = find(key);
+    if (it == nullptr)
       return;
     try {
       out = it->get<T>();
@@ -44,8 +54,8 @@ class Reader {
 
   // PEFT's `str | list[str] | None` fields (target_modules, ...).
   void selector(const char* key, ModuleSelector& out) const {
-    const auto it = j_.find(key);
-    if (it == j_.end() || it->is_null())
+    const json* it = find(key);
+    if (it == nullptr)
       return;
     if (it->is_string()) {
       out = ModuleSelector::pattern(it->get<std::string>());
@@ -64,8 +74,8 @@ class Reader {
 
   // `int | list[int] | None`.
   void int_list(const char* key, std::vector<int64_t>& out) const {
-    const auto it = j_.find(key);
-    if (it == j_.end() || it->is_null())
+    const json* it = find(key);
+    if (it == nullptr)
       return;
     if (it->is_number_integer()) {
       out = {it->get<int64_t>()};
@@ -76,8 +86,8 @@ class Reader {
 
   // `str | list[str] | None`.
   void string_list(const char* key, std::vector<std::string>& out) const {
-    const auto it = j_.find(key);
-    if (it == j_.end() || it->is_null())
+    const json* it = find(key);
+    if (it == nullptr)
       return;
     if (it->is_string()) {
       out = {it->get<std::string>()};
@@ -93,6 +103,8 @@ class Reader {
   }
 
   const json& raw() const { return j_; }
+  // Every key asked for so far.
+  const std::set<std::string>& asked() const { return asked_; }
 
  private:
   template <class T>
@@ -111,6 +123,7 @@ class Reader {
 
   const json& j_;
   std::string where_;
+  mutable std::set<std::string> asked_;
 };
 
 void read_prompt_learning(const Reader& r, PromptLearningConfig& c) {
@@ -121,7 +134,7 @@ void read_prompt_learning(const Reader& r, PromptLearningConfig& c) {
   r.get("num_layers", c.num_layers);
 }
 
-LoraConfig read_lora(const Reader& r, const std::string& where) {
+LoraConfig read_lora(const Reader& r) {
   LoraConfig c;
   r.get("r", c.r);
   r.get("lora_alpha", c.lora_alpha);
@@ -137,8 +150,7 @@ LoraConfig read_lora(const Reader& r, const std::string& where) {
   r.int_list("layers_to_transform", c.layers_to_transform);
   r.string_list("layers_pattern", c.layers_pattern);
   r.get("fan_in_fan_out", c.fan_in_fan_out);
-  const auto it = r.raw().find("init_lora_weights");
-  if (it != r.raw().end() && !it->is_null()) {
+  if (const json* it = r.find("init_lora_weights")) {
     if (it->is_boolean()) {
       c.init_lora_weights =
           it->get<bool>() ? LoraInit::kDefault : LoraInit::kNone;
@@ -153,7 +165,6 @@ LoraConfig read_lora(const Reader& r, const std::string& where) {
       r.fail("init_lora_weights", "true, false or \"gaussian\"", *it);
     }
   }
-  (void)where;
   return c;
 }
 
@@ -161,8 +172,7 @@ Ia3Config read_ia3(const Reader& r) {
   Ia3Config c;
   r.selector("target_modules", c.target_modules);
   r.selector("exclude_modules", c.exclude_modules);
-  if (const auto it = r.raw().find("feedforward_modules");
-      it != r.raw().end() && !it->is_null()) {
+  if (r.find("feedforward_modules") != nullptr) {
     ModuleSelector ff;
     r.selector("feedforward_modules", ff);
     c.feedforward_modules = ff;
@@ -223,6 +233,83 @@ void write_prompt_learning(json& j, const PromptLearningConfig& c) {
   j["num_transformer_submodules"] = c.num_transformer_submodules;
   j["num_attention_heads"] = c.num_attention_heads;
   j["num_layers"] = c.num_layers;
+}
+
+// The fields every PEFT config has.
+void read_common(const Reader& r, AdapterConfig& config) {
+  r.find("peft_type");
+  r.get("task_type", config.task_type);
+  r.get("base_model_name_or_path", config.base_model_name_or_path);
+  r.get("inference_mode", config.inference_mode);
+  if (r.find("modules_to_save") != nullptr) {
+    std::vector<std::string> names;
+    r.string_list("modules_to_save", names);
+    config.modules_to_save = names;
+  }
+}
+
+// The method's own fields, for the PEFT methods (not BOTTLENECK).
+MethodConfig read_method(const Reader& r, PeftType type) {
+  switch (type) {
+    case PeftType::kLora:
+      return read_lora(r);
+    case PeftType::kIa3:
+      return read_ia3(r);
+    case PeftType::kPromptTuning: {
+      PromptTuningConfig c;
+      read_prompt_learning(r, c);
+      std::string init = "RANDOM";
+      r.get("prompt_tuning_init", init);
+      c.prompt_tuning_init = parse_prompt_init(init, r);
+      r.get("prompt_tuning_init_text", c.prompt_tuning_init_text);
+      r.get("tokenizer_name_or_path", c.tokenizer_name_or_path);
+      return c;
+    }
+    case PeftType::kPTuning: {
+      PromptEncoderConfig c;
+      read_prompt_learning(r, c);
+      r.get("encoder_reparameterization_type",
+            c.encoder_reparameterization_type);
+      r.get("encoder_hidden_size", c.encoder_hidden_size);
+      r.get("encoder_num_layers", c.encoder_num_layers);
+      r.get("encoder_dropout", c.encoder_dropout);
+      return c;
+    }
+    case PeftType::kPrefixTuning: {
+      PrefixTuningConfig c;
+      read_prompt_learning(r, c);
+      r.get("encoder_hidden_size", c.encoder_hidden_size);
+      r.get("prefix_projection", c.prefix_projection);
+      return c;
+    }
+    case PeftType::kBottleneck:
+      break;
+  }
+  return BottleneckConfig{};
+}
+
+// The BnConfig fields peftcpp implements; AdapterHub's others (Compacter's
+// phm_*, invertible adapters, cross adapters) pass at their defaults only.
+const std::vector<std::string>& bottleneck_keys() {
+  static const std::vector<std::string> kKeys = {"adapter_residual_before_ln",
+                                                 "dropout",
+                                                 "init_weights",
+                                                 "init_weights_seed",
+                                                 "is_parallel",
+                                                 "leave_out",
+                                                 "ln_after",
+                                                 "ln_before",
+                                                 "mh_adapter",
+                                                 "non_linearity",
+                                                 "original_ln_after",
+                                                 "original_ln_before",
+                                                 "output_adapter",
+                                                 "reduction_factor",
+                                                 "residual_before_ln",
+                                                 "scaling",
+                                                 "stochastic_depth",
+                                                 "use_gating"};
+  return kKeys;
 }
 
 }  // namespace
@@ -295,59 +382,31 @@ AdapterConfig parse_adapter_config(const std::string& json_text,
   } catch (const std::invalid_argument& e) {
     throw std::runtime_error(std::string(e.what()) + " in " + where);
   }
+  if (type == PeftType::kBottleneck) {
+    throw std::runtime_error(error_message(
+        where, "a PEFT adapter_config.json", "peft_type BOTTLENECK",
+        "bottleneck adapters are stored in AdapterHub's format"));
+  }
   AdapterConfig config;
-  r.get("task_type", config.task_type);
-  r.get("base_model_name_or_path", config.base_model_name_or_path);
-  r.get("inference_mode", config.inference_mode);
-  if (const auto it = j.find("modules_to_save");
-      it != j.end() && !it->is_null()) {
-    std::vector<std::string> names;
-    r.string_list("modules_to_save", names);
-    config.modules_to_save = names;
-  }
-  switch (type) {
-    case PeftType::kLora:
-      config.method = read_lora(r, where);
-      break;
-    case PeftType::kIa3:
-      config.method = read_ia3(r);
-      break;
-    case PeftType::kPromptTuning: {
-      PromptTuningConfig c;
-      read_prompt_learning(r, c);
-      std::string init = "RANDOM";
-      r.get("prompt_tuning_init", init);
-      c.prompt_tuning_init = parse_prompt_init(init, r);
-      r.get("prompt_tuning_init_text", c.prompt_tuning_init_text);
-      r.get("tokenizer_name_or_path", c.tokenizer_name_or_path);
-      config.method = c;
-      break;
-    }
-    case PeftType::kPTuning: {
-      PromptEncoderConfig c;
-      read_prompt_learning(r, c);
-      r.get("encoder_reparameterization_type",
-            c.encoder_reparameterization_type);
-      r.get("encoder_hidden_size", c.encoder_hidden_size);
-      r.get("encoder_num_layers", c.encoder_num_layers);
-      r.get("encoder_dropout", c.encoder_dropout);
-      config.method = c;
-      break;
-    }
-    case PeftType::kPrefixTuning: {
-      PrefixTuningConfig c;
-      read_prompt_learning(r, c);
-      r.get("encoder_hidden_size", c.encoder_hidden_size);
-      r.get("prefix_projection", c.prefix_projection);
-      config.method = c;
-      break;
-    }
-    case PeftType::kBottleneck:
-      throw std::runtime_error(error_message(
-          where, "a PEFT adapter_config.json", "peft_type BOTTLENECK",
-          "bottleneck adapters are stored in AdapterHub's format"));
-  }
+  read_common(r, config);
+  config.method = read_method(r, type);
   return config;
+}
+
+std::vector<std::string> adapter_config_keys(PeftType type) {
+  const json j = {{"peft_type", to_string(type)}};
+  const Reader r(j, "adapter_config_keys");
+  AdapterConfig config;
+  read_common(r, config);
+  std::set<std::string> keys;
+  if (type == PeftType::kBottleneck) {
+    r.find("architecture");
+    keys.insert(bottleneck_keys().begin(), bottleneck_keys().end());
+  } else {
+    read_method(r, type);
+  }
+  keys.insert(r.asked().begin(), r.asked().end());
+  return {keys.begin(), keys.end()};
 }
 
 std::string adapter_config_to_json(const AdapterConfig& config) {

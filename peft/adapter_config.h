@@ -235,6 +235,24 @@ struct AdapterConfig {
 AdapterConfig parse_adapter_config(const std::string& json_text,
                                    const std::string& where);
 
+/// Reads a method configuration written by hand, such as the `method`
+/// section of a training config: the fields of parse_adapter_config, but a
+/// key the method does not know is an error listing the keys it does (a
+/// typo must not train with a default), fields peftcpp does not implement
+/// (PEFT's use_qalora, AdapterHub's phm_layer, ...) pass only at their
+/// defaults, `peft_type` is case-insensitive with "-" for "_" ("lora",
+/// "prefix-tuning"), `task_type` must be one of PEFT's, and BOTTLENECK takes
+/// AdapterHub's BnConfig fields on top of the preset named by
+/// `architecture` (default "seq_bn"). Throws std::invalid_argument naming
+/// `where` and the key; std::runtime_error for text that is not JSON.
+AdapterConfig parse_adapter_config_strict(const std::string& json_text,
+                                          const std::string& where);
+
+/// The keys parse_adapter_config_strict knows for `type`, sorted: the
+/// method's fields and those every config has (peft_type, task_type,
+/// modules_to_save, ...).
+std::vector<std::string> adapter_config_keys(PeftType type);
+
 /// The adapter_config.json text PEFT would write for `config`: every field
 /// of the method's dataclass, sorted keys, 2-space indent.
 std::string adapter_config_to_json(const AdapterConfig& config);
