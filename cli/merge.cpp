@@ -7,11 +7,15 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/text_file.h"
 #include "models/checkpoint/state_dict.h"
 #include "models/encoder/load_encoder.h"
+#include "peft/head_labels.h"
 #include "peft/peft_model.h"
 
 namespace peftcpp::cli {
@@ -43,7 +47,13 @@ void run_merge(const MergeFlags& f) {
         "--out " + f.out, "a new or empty folder", "a folder with files in it",
         "pass --force to overwrite the model files in it"));
   }
-  models::LoadedEncoder base = models::load_encoder(f.model);
+  // A head the adapter was trained with (head_config.json, written by
+  // peftcpp train) is built even when the base has none.
+  models::LoadEncoderOptions load;
+  const auto head = peft::read_adapter_head(f.adapter);
+  if (head)
+    peft::apply_adapter_head(*head, load);
+  models::LoadedEncoder base = models::load_encoder(f.model, load);
   if (const auto body = base.missing_body_keys(); !body.empty()) {
     throw std::runtime_error(error_message(
         "merge --model " + f.model, "every encoder weight in the checkpoint",
@@ -58,9 +68,28 @@ void run_merge(const MergeFlags& f) {
   fs::create_directories(out);
   models::save_state_dict(merged.module(), out / "model.safetensors");
   // The architecture does not change: the base config.json is the merged
-  // model's config, every field kept.
-  fs::copy_file(fs::path(f.model) / "config.json", out / "config.json",
-                fs::copy_options::overwrite_existing);
+  // model's config, every field kept; only a head from head_config.json
+  // changes its architectures and labels.
+  if (head) {
+    nlohmann::json config = nlohmann::json::parse(
+        read_text_file(fs::path(f.model) / "config.json", "merge --model", ""));
+    config["architectures"] = {head->architecture};
+    nlohmann::json id2label = nlohmann::json::object(), label2id;
+    for (size_t i = 0; i < head->id2label.size(); ++i) {
+      id2label[std::to_string(i)] = head->id2label[i];
+      label2id[head->id2label[i]] = i;
+    }
+    config["id2label"] = id2label;
+    config["label2id"] = label2id;
+    if (head->problem_type != models::ProblemType::kUnset)
+      config["problem_type"] = models::problem_type_name(head->problem_type);
+    write_file_atomically(out / "config.json", [&](std::ostream& o) {
+      o << config.dump(2) << "\n";
+    });
+  } else {
+    fs::copy_file(fs::path(f.model) / "config.json", out / "config.json",
+                  fs::copy_options::overwrite_existing);
+  }
   for (const char* name : kCompanionFiles) {
     if (fs::exists(fs::path(f.model) / name))
       fs::copy_file(fs::path(f.model) / name, out / name,

@@ -16,6 +16,7 @@
 #include "models/checkpoint/safetensors.h"
 #include "models/encoder/encoder_runner.h"
 #include "models/encoder/load_encoder.h"
+#include "peft/head_labels.h"
 #include "peft/peft_model.h"
 
 namespace peftcpp::cli {
@@ -38,19 +39,22 @@ struct PredictFlags {
   TokenizationFlags tokenization;
 };
 
+// An --adapter folder's name: its folder name without dots (adapter names
+// become parts of parameter names).
+std::string adapter_name_of(const std::string& dir) {
+  std::string name = fs::path(dir).lexically_normal().filename().string();
+  if (name.empty() || name == "." || name == "..")
+    name =
+        fs::absolute(dir).lexically_normal().parent_path().filename().string();
+  std::replace(name.begin(), name.end(), '.', '_');
+  return name;
+}
+
 // Loads every --adapter folder onto `model` under its folder name and
 // activates --set-adapter (default: the last one).
 void load_adapters(peft::PeftModelImpl& model, const PredictFlags& f) {
   for (const auto& dir : f.adapters) {
-    std::string name = fs::path(dir).lexically_normal().filename().string();
-    if (name.empty() || name == "." || name == "..")
-      name = fs::absolute(dir)
-                 .lexically_normal()
-                 .parent_path()
-                 .filename()
-                 .string();
-    // Adapter names become parts of parameter names: no dots.
-    std::replace(name.begin(), name.end(), '.', '_');
+    const std::string name = adapter_name_of(dir);
     if (model.has_adapter(name)) {
       throw std::invalid_argument(error_message(
           "--adapter " + dir, "adapter folders with distinct names",
@@ -122,6 +126,19 @@ void run_predict(const PredictFlags& f) {
                     to_encode_options(f.tokenization), f.input);
   const double tokenize_s = seconds_since(t_tokenize);
 
+  // An adapter trained by peftcpp says which head it was trained with
+  // (head_config.json): a base without a head (all-MiniLM-L6-v2) gets it.
+  if (!f.adapters.empty()) {
+    const std::string active = f.set_adapter.empty()
+                                   ? adapter_name_of(f.adapters.back())
+                                   : f.set_adapter;
+    for (const auto& dir : f.adapters) {
+      if (adapter_name_of(dir) == active) {
+        if (const auto head = peft::read_adapter_head(dir))
+          peft::apply_adapter_head(*head, load);
+      }
+    }
+  }
   models::LoadedEncoder model = models::load_encoder(f.model, load);
   // Random encoder weights would give outputs that look fine and mean
   // nothing: refuse. A fresh head is only warned about (a base checkpoint
