@@ -336,15 +336,21 @@ std::optional<TokenizedDataset> read_cache(const fs::path& path,
   return d;
 }
 
+/// The file of a key: the key's hash names it, the key itself is inside.
+fs::path path_for_key(const std::string& key, const fs::path& cache_dir) {
+  Fnv1a name;
+  name.str(key);
+  return cache_dir / ("tokenized-" + name.hex() + ".h5");
+}
+
 }  // namespace
 
 fs::path tokenized_cache_path(const LabeledDataset& dataset,
                               const std::string& tokenizer_fingerprint,
                               const TokenizeDatasetOptions& options,
                               const fs::path& cache_dir) {
-  Fnv1a name;
-  name.str(cache_key(dataset, tokenizer_fingerprint, options));
-  return cache_dir / ("tokenized-" + name.hex() + ".h5");
+  return path_for_key(cache_key(dataset, tokenizer_fingerprint, options),
+                      cache_dir);
 }
 
 TokenizedDataset tokenize_cached(const LabeledDataset& dataset,
@@ -360,8 +366,7 @@ TokenizedDataset tokenize_cached(const LabeledDataset& dataset,
   }
   silence_hdf5();
   const std::string key = cache_key(dataset, tokenizer_fingerprint, options);
-  const fs::path path =
-      tokenized_cache_path(dataset, tokenizer_fingerprint, options, cache_dir);
+  const fs::path path = path_for_key(key, cache_dir);
   CacheOutcome result = CacheOutcome::kCreated;
   std::string why = path.string() + ": created";
   std::error_code ec;

@@ -195,7 +195,7 @@ LabeledDataset load_glue_split(const GlueTask& task, const fs::path& task_dir,
   std::string line;
   if (!reader.next(line)) {
     throw std::runtime_error(error_message(
-        reader.where(1), "a " + task.folder + " TSV file", "an empty file"));
+        reader.where(1), "GLUE's " + task.folder + " rows", "an empty file"));
   }
   // CoLA's train and dev files have no header: source, label, original
   // label, sentence. Its test file has one ("index", "sentence").
@@ -260,8 +260,8 @@ LabeledDataset load_glue_split(const GlueTask& task, const fs::path& task_dir,
       if (it == task.label_names.end()) {
         throw std::runtime_error(
             error_message(reader.where(),
-                          "a " + task.folder + " label in {" +
-                              join_names(task.label_names) + "}",
+                          "a label in {" + join_names(task.label_names) +
+                              "} (GLUE " + task.folder + ")",
                           value.empty() ? std::string("an empty field")
                                         : quote_value(value)));
       }

@@ -244,6 +244,16 @@ TEST_CASE("MNLI and QQP load from files in their GLUE layouts",
   CHECK(qtrain.examples[1].label == 1.0f);
   const auto qtest = data::load_glue_split(qqp, dir / "QQP", "test");
   CHECK(std::isnan(qtest.examples[0].label));
+
+  // CoLA's train and dev files have no header, its test file has one.
+  fs::create_directories(dir / "CoLA");
+  write_bytes(dir / "CoLA" / "test.tsv",
+              "index\tsentence\n0\tBill whistled past the house.\n");
+  const auto ctest =
+      data::load_glue_split(data::glue_task("cola"), dir / "CoLA", "test");
+  REQUIRE(ctest.size() == 1);
+  CHECK(ctest.examples[0].text == "Bill whistled past the house.");
+  CHECK(std::isnan(ctest.examples[0].label));
 }
 
 TEST_CASE("bad GLUE files are refused with the file, line and a hint",
@@ -257,8 +267,8 @@ TEST_CASE("bad GLUE files are refused with the file, line and a hint",
                 "1\tc\td\tmaybe\n");
     const auto msg = message_of<std::runtime_error>(
         [&] { data::load_glue_split(rte, dir.path(), "dev"); });
-    CHECK_THAT(msg, Contains("dev.tsv:3] expected a RTE label in "
-                             "{entailment, not_entailment}, got 'maybe'"));
+    CHECK_THAT(msg, Contains("dev.tsv:3] expected a label in {entailment, "
+                             "not_entailment} (GLUE RTE), got 'maybe'"));
   }
   SECTION("a missing column lists the columns found") {
     write_bytes(dir / "train.tsv", "text\tlabel\nfine\t1\n");
@@ -276,10 +286,10 @@ TEST_CASE("bad GLUE files are refused with the file, line and a hint",
   }
   SECTION("an empty file, a file with only a header, no file") {
     write_bytes(dir / "dev.tsv", "");
-    CHECK_THAT(message_of<std::runtime_error>(
-                   [&] { data::load_glue_split(sst2, dir.path(), "dev"); }),
-               Contains("dev.tsv:1] expected a SST-2 TSV file, got an empty "
-                        "file"));
+    CHECK_THAT(
+        message_of<std::runtime_error>(
+            [&] { data::load_glue_split(sst2, dir.path(), "dev"); }),
+        Contains("dev.tsv:1] expected GLUE's SST-2 rows, got an empty file"));
     write_bytes(dir / "dev.tsv", "sentence\tlabel\n");
     CHECK_THAT(message_of<std::runtime_error>(
                    [&] { data::load_glue_split(sst2, dir.path(), "dev"); }),
