@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
     const auto tokenizer = peftcpp::data::Tokenizer::from_vocab_file(argv[1]);
     const auto encoding = tokenizer.encode("The film was NOT bad at all!");
     std::printf("tokens:");
-    for (const auto& t : encoding.tokens) std::printf(" %s", t.c_str());
+    for (const auto& t : encoding.tokens)
+      std::printf(" %s", t.c_str());
     std::printf("\n");
 
     // A tiny BERT (the shape of the test suite's tiny models) with random
