@@ -78,8 +78,11 @@ class LoraHook final : public models::LinearHook {
       const bool tracked = at::GradMode::is_enabled() &&
                            (y.requires_grad() || B_->weight.requires_grad() ||
                             h.requires_grad());
+      // In-place ops are not autocast: the fast path only when every
+      // operand already has y's dtype.
       if (!tracked && !lora_bias_ && y.is_contiguous() &&
-          h.scalar_type() == y.scalar_type()) {
+          h.scalar_type() == y.scalar_type() &&
+          B_->weight.scalar_type() == y.scalar_type()) {
         y.view({-1, y.size(-1)})
             .addmm_(h.reshape({-1, h.size(-1)}), B_->weight.t(),
                     /*beta=*/1, /*alpha=*/scaling_);

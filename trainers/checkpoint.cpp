@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "common/text_file.h"
 #include "models/checkpoint/safetensors.h"
+#include "trainers/optimizer.h"
 
 namespace peftcpp::trainers {
 
@@ -37,6 +38,7 @@ json state_to_json(const TrainerState& s) {
               {"epoch", s.epoch},
               {"batches_in_epoch", s.batches_in_epoch},
               {"examples_seen", s.examples_seen},
+              {"padded_tokens_seen", s.padded_tokens_seen},
               {"skipped_steps", s.skipped_steps},
               {"has_best", s.has_best},
               {"best_metric", s.best_metric},
@@ -56,6 +58,7 @@ TrainerState state_from_json(const json& j, const std::string& where) {
     j.at("epoch").get_to(s.epoch);
     j.at("batches_in_epoch").get_to(s.batches_in_epoch);
     j.at("examples_seen").get_to(s.examples_seen);
+    j.at("padded_tokens_seen").get_to(s.padded_tokens_seen);
     j.at("skipped_steps").get_to(s.skipped_steps);
     j.at("has_best").get_to(s.has_best);
     j.at("best_metric").get_to(s.best_metric);
@@ -146,9 +149,9 @@ fs::path save_checkpoint(const fs::path& output_dir, TrainableModel& model,
       rng.emplace_back(name, gen.get_state());
     }
     models::save_safetensors(tmp / kRngFile, rng);
-    torch::serialize::OutputArchive archive;
-    optimizer.save(archive);
-    archive.save_to((tmp / kOptimizerFile).string());
+    write_file_atomically(tmp / kOptimizerFile, [&](std::ostream& out) {
+      save_optimizer_state(optimizer, out);
+    });
     model.save_adapter(tmp / kAdapterFolder);
     // The state goes last: its presence marks the folder complete even if
     // someone copies a half-renamed tree.
@@ -229,15 +232,23 @@ TrainerState load_checkpoint(const fs::path& checkpoint, TrainableModel& model,
     values.push_back(v);
   }
   auto rng = models::SafetensorsFile::open(checkpoint / kRngFile);
-  torch::serialize::InputArchive archive;
-  archive.load_from((checkpoint / kOptimizerFile).string());
-
+  // The optimizer first: it checks its state against the parameters and
+  // restores itself on failure, so nothing has changed if it throws.
+  {
+    std::ifstream in(checkpoint / kOptimizerFile, std::ios::binary);
+    if (!in) {
+      throw std::runtime_error(error_message(
+          where, "a readable " + (checkpoint / kOptimizerFile).string(), "none",
+          "the checkpoint is incomplete; delete it to resume from an "
+          "older one"));
+    }
+    load_optimizer_state(optimizer, in);
+  }
   {
     at::NoGradGuard no_grad;
     for (size_t i = 0; i < params.size(); ++i)
       params[i].second.copy_(values[i]);
   }
-  optimizer.load(archive);
   for (auto& [name, gen] : default_generators()) {
     if (!rng->contains(name))
       continue;  // a CPU-only checkpoint resumed on a GPU machine

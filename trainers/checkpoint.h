@@ -31,6 +31,7 @@ struct TrainerState {
   int64_t epoch = 0;             ///< the epoch in progress (0-based)
   int64_t batches_in_epoch = 0;  ///< micro-batches of `epoch` consumed
   int64_t examples_seen = 0;
+  int64_t padded_tokens_seen = 0;
   int64_t skipped_steps = 0;
   bool has_best = false;
   double best_metric = 0.0;

@@ -405,6 +405,7 @@ TrainResult Trainer::train() {
       }
       const int64_t rows = static_cast<int64_t>(plan[b].size());
       run.state.examples_seen += rows;
+      run.state.padded_tokens_seen += batch.input_ids.numel();
       run.log_examples += rows;
       run.state.batches_in_epoch = b + 1;
       if (b + 1 - window_start < window_size) {
@@ -524,6 +525,7 @@ TrainResult Trainer::train() {
   result.train_seconds = run.state.train_seconds;
   result.total_seconds = seconds_since(wall_start);
   result.train_examples = run.state.examples_seen;
+  result.train_padded_tokens = run.state.padded_tokens_seen;
   result.train_examples_per_second =
       run.state.train_seconds > 0
           ? run.state.examples_seen / run.state.train_seconds

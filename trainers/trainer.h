@@ -92,6 +92,9 @@ struct TrainResult {
   double total_seconds = 0.0;  ///< wall time incl. evaluation and saving
   double train_examples_per_second = 0.0;
   int64_t train_examples = 0;  ///< examples trained on (all epochs)
+  /// Batch rows x padded length, summed: the work actually computed (to
+  /// compare stacks whose batches pad differently).
+  int64_t train_padded_tokens = 0;
   double final_train_loss = 0.0;
   int64_t trainable_parameters = 0;
   int64_t peak_rss_bytes = 0;

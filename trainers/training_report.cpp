@@ -229,6 +229,7 @@ json summary_to_json(const TrainResult& r) {
          {"total_seconds", r.total_seconds},
          {"train_examples", r.train_examples},
          {"train_examples_per_second", r.train_examples_per_second},
+         {"train_padded_tokens", r.train_padded_tokens},
          {"train_loss", std::isfinite(r.final_train_loss)
                             ? json(r.final_train_loss)
                             : json(nullptr)},

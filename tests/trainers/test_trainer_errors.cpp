@@ -1,0 +1,152 @@
+// The training loop refuses what would corrupt a run: a non-finite loss, a
+// checkpoint of another configuration, an output folder of another run; and
+// it honours the options that change when it stops.
+
+#include <torch/torch.h>
+#include <catch2/catch.hpp>
+
+#include "tests/trainers/trainer_fixtures.h"
+#include "trainers/checkpoint.h"
+#include "trainers/trainer.h"
+
+namespace fs = std::filesystem;
+using namespace peftcpp;
+using peftcpp::testing::fresh_dir;
+using peftcpp::testing::synthetic_dataset;
+using peftcpp::testing::tiny_lora_classifier;
+
+namespace {
+trainers::TrainerOptions quick(const fs::path& out) {
+  trainers::TrainerOptions o;
+  o.output_dir = out;
+  o.num_train_epochs = 2;
+  o.per_device_train_batch_size = 8;
+  o.adamw.learning_rate = 1e-2;
+  o.metrics = {data::Metric::kAccuracy};
+  o.show_progress = false;
+  o.save_steps = 2;
+  return o;
+}
+}  // namespace
+
+TEST_CASE(
+    "a non-finite loss stops the run with a clear message and leaves "
+    "no adapter",
+    "[trainers][errors]") {
+  const auto train = synthetic_dataset(32, 1);
+  auto model = tiny_lora_classifier(0);
+  auto o = quick(fresh_dir("nan_stop"));
+  o.adamw.learning_rate = 1e30;  // the first update makes the weights inf
+  o.max_grad_norm = 0.0;
+  try {
+    trainers::Trainer(model, train, nullptr, o, "fp", 0).train();
+    FAIL("expected the run to stop");
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    CHECK_THAT(msg, Catch::Contains("[train] expected a finite loss, got"));
+    CHECK_THAT(msg, Catch::Contains("no adapter was written"));
+    CHECK_THAT(msg, Catch::Contains("on_non_finite_loss: skip"));
+  }
+  CHECK_FALSE(fs::exists(o.output_dir / "adapter"));
+  fs::remove_all(o.output_dir);
+}
+
+TEST_CASE("on_non_finite_loss skip drops the bad steps and finishes",
+          "[trainers][errors]") {
+  const auto train = synthetic_dataset(32, 1);
+  auto model = tiny_lora_classifier(0);
+  auto o = quick(fresh_dir("nan_skip"));
+  o.adamw.learning_rate = 1e30;
+  o.max_grad_norm = 0.0;
+  o.on_non_finite_loss = trainers::NonFiniteLoss::kSkip;
+  const auto r = trainers::Trainer(model, train, nullptr, o, "fp", 0).train();
+  CHECK(r.global_step == 8);
+  CHECK(r.skipped_steps >= 6);  // every step after the first update
+  fs::remove_all(o.output_dir);
+}
+
+TEST_CASE(
+    "a checkpoint written by another run configuration is refused and "
+    "changes nothing",
+    "[trainers][errors][resume]") {
+  const auto train = synthetic_dataset(32, 1);
+  const fs::path out = fresh_dir("other_config");
+  {
+    auto model = tiny_lora_classifier(0);
+    trainers::Trainer(model, train, nullptr, quick(out), "fingerprint-A", 0)
+        .train();
+  }
+  auto model = tiny_lora_classifier(0);
+  std::vector<at::Tensor> before;
+  for (const auto& [name, p] : model.trainable_parameters())
+    before.push_back(p.detach().clone());
+  auto o = quick(out);
+  o.resume = true;
+  try {
+    trainers::Trainer(model, train, nullptr, o, "fingerprint-B", 0).train();
+    FAIL("expected the checkpoint to be refused");
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    CHECK_THAT(msg, Catch::Contains("expected a checkpoint of this run "
+                                    "configuration (fingerprint "
+                                    "fingerprint-B)"));
+    CHECK_THAT(msg, Catch::Contains("written by another configuration"));
+  }
+  size_t i = 0;
+  for (const auto& [name, p] : model.trainable_parameters())
+    CHECK(torch::equal(before[i++], p));
+  fs::remove_all(out);
+}
+
+TEST_CASE("a fresh run into the output folder of an earlier run is refused",
+          "[trainers][errors]") {
+  const auto train = synthetic_dataset(16, 1);
+  const fs::path out = fresh_dir("stale_output");
+  {
+    auto model = tiny_lora_classifier(0);
+    trainers::Trainer(model, train, nullptr, quick(out), "fp", 0).train();
+  }
+  auto model = tiny_lora_classifier(0);
+  CHECK_THROWS_WITH(
+      trainers::Trainer(model, train, nullptr, quick(out), "fp", 0).train(),
+      Catch::Contains("expected a new or empty output_dir") &&
+          Catch::Contains("--resume continues that run"));
+  fs::remove_all(out);
+}
+
+TEST_CASE(
+    "early stopping ends the run after `patience` evaluations without "
+    "improvement",
+    "[trainers]") {
+  const auto train = synthetic_dataset(32, 1);
+  auto model = tiny_lora_classifier(0);
+  auto o = quick(fresh_dir("early_stop"));
+  o.num_train_epochs = 10;
+  o.adamw.learning_rate = 0.0;  // nothing improves after the first eval
+  o.early_stopping_patience = 2;
+  o.metric_for_best_model = "loss";
+  const auto r = trainers::Trainer(model, train, &train, o, "fp", 0).train();
+  CHECK(r.early_stopped);
+  CHECK(r.global_step == 3 * 4);  // evals after epochs 1, 2, 3
+  CHECK(r.best_step == 4);
+  fs::remove_all(o.output_dir);
+}
+
+TEST_CASE("bfloat16 autocast trains on the CPU; float16 is refused there",
+          "[trainers]") {
+  const auto train = synthetic_dataset(32, 1);
+  auto model = tiny_lora_classifier(0);
+  auto o = quick(fresh_dir("bf16"));
+  o.precision = "bfloat16";
+  const auto r = trainers::Trainer(model, train, &train, o, "fp", 0).train();
+  CHECK(std::isfinite(r.final_train_loss));
+  for (const auto& [name, p] : model.trainable_parameters())
+    CHECK(p.scalar_type() == at::kFloat);  // master weights stay float32
+  fs::remove_all(o.output_dir);
+
+  auto o16 = quick(fresh_dir("fp16"));
+  o16.precision = "float16";
+  CHECK_THROWS_WITH(
+      trainers::Trainer(model, train, nullptr, o16, "fp", 0).train(),
+      Catch::Contains("float16 only on CUDA"));
+}
