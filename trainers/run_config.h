@@ -9,6 +9,8 @@
 //   method:  {peft_type: LORA, r: 8, lora_alpha: 16, target_modules: [query, value]}
 //   trainer: {num_train_epochs: 3, learning_rate: 5e-4, ...}
 //   output_dir: runs/sst2-lora
+//
+// Every key and its default: examples/configs/README.md.
 
 #include <cstdint>
 #include <filesystem>
@@ -17,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset/glue.h"
 #include "data/dataset/table_file.h"
 #include "peft/adapter_config.h"
 #include "trainers/trainer.h"
@@ -60,22 +63,48 @@ struct RunConfig {
 };
 
 /// Parses a run configuration (YAML) and applies `overrides` ("a.b=value",
-/// in order). Unknown keys, at any level and in `method`, are errors that
-/// name the key, its section and the keys there are. Throws
+/// in order, before anything is read; the value is a YAML scalar, a flow
+/// list "[query,value]" or mapping, or "" for null). Unknown keys, at any
+/// level and in `method`, are errors that name the key, its section, the
+/// keys there are and the closest one; so is an override of a key that
+/// does not exist. Bad values are errors naming the key. Throws
 /// std::invalid_argument (bad value or key) / std::runtime_error (YAML
-/// syntax, with line). Relative paths resolve against `base_dir`.
+/// syntax, with line and column). Relative paths in the text resolve
+/// against `base_dir`, those from overrides against the current folder.
+/// `where` names the source in messages ("run config FILE").
+///
+/// Defaults filled in: method.task_type SEQ_CLS (the only one trained);
+/// trainer.metrics from task_metrics(); metric_for_best_model = the GLUE
+/// task's primary metric, else the first metric; greater_is_better false
+/// for "loss", else true. output_dir may stay empty (`peftcpp eval`);
+/// run_training needs it.
 RunConfig parse_run_config(const std::string& yaml_text,
                            const std::vector<std::string>& overrides,
                            const std::filesystem::path& base_dir,
                            const std::string& where);
 
-/// Reads and parses a YAML file (see parse_run_config).
+/// Reads and parses a YAML file (see parse_run_config); relative paths
+/// resolve against the file's folder.
 RunConfig load_run_config(const std::filesystem::path& path,
                           const std::vector<std::string>& overrides);
 
-/// A stable hash of what shapes the training trajectory (model path,
-/// data, method, optimizer/schedule/batching/seed settings; not
-/// logging, not resume): checkpoints of another configuration are refused.
+/// A stable hash (16 hex digits, FNV-1a) of what shapes the training
+/// trajectory: the model (canonical path, dtype), the data (task, files,
+/// columns, labels, max_length, subsets), the method's config, the
+/// optimizer, schedule, batching, precision, seed and best-checkpoint
+/// metric. Not logging, progress, resume, early stopping, evaluation
+/// cadence, the checkpoint limit, the device or output_dir: checkpoints of
+/// another configuration are refused, a moved or re-logged run is not.
 std::string run_fingerprint(const RunConfig& config);
+
+/// The keys of a section of the run config: "" (the top level), "model",
+/// "task", "trainer". std::out_of_range for others (the method's keys are
+/// peft::adapter_config_keys(type)).
+const std::vector<std::string>& run_config_keys(const std::string& section);
+
+/// The metrics a task reports: task.metrics when given, else the GLUE
+/// task's, else accuracy (classification) or pearson and spearmanr
+/// (regression).
+std::vector<data::Metric> task_metrics(const TaskSection& task);
 
 }  // namespace peftcpp::trainers
