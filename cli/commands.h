@@ -18,5 +18,12 @@ void add_predict_command(CLI::App& app);
 void add_merge_command(CLI::App& app);
 /// peftcpp tokenize --model DIR --input FILE.jsonl --output FILE.jsonl
 void add_tokenize_command(CLI::App& app);
+/// peftcpp train --config FILE.yaml [--set key=value ...] [--resume]
+///   [--output-dir DIR] [--section.key VALUE ...]
+void add_train_command(CLI::App& app);
+/// peftcpp eval --model DIR [--adapter DIR]
+///   (--task GLUE_NAME --data-dir DIR | --config FILE.yaml)
+///   [--batch-size N] [--json FILE]
+void add_eval_command(CLI::App& app);
 
 }  // namespace peftcpp::cli
