@@ -39,6 +39,21 @@ std::string canonical_path(const fs::path& p) {
   return (ec ? fs::absolute(p).lexically_normal() : c).string();
 }
 
+// By name, so reordering the enum keeps fingerprints.
+const char* format_name(data::TableFormat format) {
+  switch (format) {
+    case data::TableFormat::kTsv:
+      return "tsv";
+    case data::TableFormat::kCsv:
+      return "csv";
+    case data::TableFormat::kJsonl:
+      return "jsonl";
+    case data::TableFormat::kAuto:
+      break;
+  }
+  return "auto";
+}
+
 json method_json(const peft::AdapterConfig& method) {
   if (const auto* bn = std::get_if<peft::BottleneckConfig>(&method.method)) {
     // Bottleneck adapters have AdapterHub's format, not PEFT's.
@@ -140,7 +155,7 @@ std::string run_fingerprint(const RunConfig& config) {
       {"data_dir", canonical_path(task.data_dir)},
       {"train_file", canonical_path(task.train_file)},
       {"eval_file", canonical_path(task.eval_file)},
-      {"format", static_cast<int>(task.format)},
+      {"format", format_name(task.format)},
       {"text_column", task.columns.text},
       {"text_pair_column", task.columns.text_pair.value_or("")},
       {"label_column", task.columns.label},
