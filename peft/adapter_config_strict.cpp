@@ -83,7 +83,9 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 // ignored.
 void check_unimplemented(const std::string& where, const std::string& key,
                          const json& value, const json& fallback) {
-  if (value.is_null() || value == fallback)
+  // false is off too where PEFT's default is None (use_bdlora, ...).
+  if (value.is_null() || value == fallback ||
+      (fallback.is_null() && value == false))
     return;
   throw std::invalid_argument(
       error_message(where, "\"" + key + "\" at its default " + fallback.dump(),
@@ -110,11 +112,21 @@ AdapterConfig read_peft_method(const json& j, PeftType type,
                                const std::string& where) {
   const std::vector<std::string> known = adapter_config_keys(type);
   // What PEFT writes for the method at its defaults: every field it has.
-  const json peft_fields =
-      json::parse(adapter_config_to_json(parse_adapter_config(
-          json{{"peft_type", to_string(type)}}.dump(), where)));
+  json peft_fields = json::parse(adapter_config_to_json(parse_adapter_config(
+      json{{"peft_type", to_string(type)}}.dump(), where)));
+  if (type == PeftType::kLora) {
+    // LoraConfig fields of PEFT 0.21 that adapter_config_to_json does not
+    // write either (other initialisations, aLoRA, Arrow, weight tying).
+    for (const char* key :
+         {"alora_invocation_tokens", "arrow_config", "corda_config",
+          "eva_config", "kasa_config", "lora_ga_config", "monteclora_config",
+          "use_bdlora", "velora_config"})
+      peft_fields[key] = nullptr;
+    peft_fields["ensure_weight_tying"] = false;
+  }
   for (const auto& [key, value] : j.items()) {
-    if (contains(known, key))
+    // The PEFT version that wrote the file: metadata, any value.
+    if (contains(known, key) || key == "peft_version")
       continue;
     if (!peft_fields.contains(key))
       fail_unknown_key(where, type, key, known);
