@@ -1,12 +1,14 @@
 #pragma once
 // One training run as a user writes it (a YAML file, `peftcpp train
 // --config`): the model, the task and its data, the PEFT method and the
-// trainer settings. Parsing lives in run_config_yaml.cpp; running it in
-// training_run.cpp.
+// trainer settings. Parsing lives in run_config_yaml.cpp and
+// run_config_sections.cpp, the key lists and the fingerprint in
+// run_fingerprint.cpp; running it in training_run.cpp.
 //
 //   model:   {path: DIR, dtype: float32}
 //   task:    {glue: sst2, data_dir: ../shared/data/glue, max_length: 128}
-//   method:  {peft_type: LORA, r: 8, lora_alpha: 16, target_modules: [query, value]}
+//   method:  {peft_type: LORA, r: 8, lora_alpha: 16,
+//             target_modules: [query, value]}
 //   trainer: {num_train_epochs: 3, learning_rate: 5e-4, ...}
 //   output_dir: runs/sst2-lora
 //
