@@ -2,8 +2,8 @@
 // fully trained folder) on a task's evaluation split: GLUE dev by name, or
 // the task of a run config (its eval_file, columns and labels).
 //
-//   peftcpp eval --model DIR --adapter runs/sst2-lora/adapter \
-//       --task sst2 --data-dir ../shared/data/glue/SST-2 --json dev.json
+//   peftcpp eval --model DIR --adapter runs/sst2-lora/adapter --task sst2
+//       --data-dir ../shared/data/glue/SST-2 --json dev.json
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>

@@ -1,8 +1,8 @@
 // peftcpp train: one training run from a YAML config (trainers/run_config.h),
 // with any key overridden on the command line:
 //
-//   peftcpp train --config examples/configs/sst2_lora.yaml \
-//       --model.path DIR --trainer.learning_rate 1e-3 --set method.r=16
+//   peftcpp train --config examples/configs/sst2_lora.yaml --model.path DIR
+//       --trainer.learning_rate 1e-3 --set method.r=16
 //
 // The run itself (and everything it prints) is trainers::run_training.
 

@@ -10,16 +10,13 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cmath>
-#include <map>
 #include <optional>
 #include <set>
 #include <stdexcept>
 
 #include "common/error.h"
 #include "common/text_file.h"
-#include "data/dataset/glue.h"
-#include "trainers/lr_schedule.h"
+#include "data/dataset/table_file.h"
 #include "trainers/run_config.h"
 #include "trainers/run_config_reader.h"
 
