@@ -203,6 +203,8 @@ void read_trainer(const Section& s, const TaskSection& task,
   s.read("eval_steps", t.eval_steps, at_least_0,
          "an integer >= 0 (0: evaluate at each epoch's end only)");
   s.read("logging_steps", t.logging_steps, positive, "a positive integer");
+  s.read("save_steps", t.save_steps, at_least_0,
+         "an integer >= 0 (0: checkpoints at evaluations only)");
   s.read("early_stopping_patience", t.early_stopping_patience, at_least_0,
          "an integer >= 0 (0: never stop early)");
   s.read("load_best_model_at_end", t.load_best_model_at_end);

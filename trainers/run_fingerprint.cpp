@@ -109,6 +109,7 @@ const std::vector<std::string>& run_config_keys(const std::string& section) {
       "device",
       "eval_steps",
       "logging_steps",
+      "save_steps",
       "metric_for_best_model",
       "greater_is_better",
       "early_stopping_patience",

@@ -160,9 +160,13 @@ TrainResult run_training(const RunConfig& config) {
 
   TrainerOptions options = config.trainer;
   options.metrics = task.metrics;
+  // The configuration beside the run; a resume keeps the file of the run it
+  // continues (a refused resume must not overwrite it).
   fs::create_directories(options.output_dir);
-  write_file_atomically(options.output_dir / "run_config.yaml",
-                        [&](std::ostream& o) { o << config.source_text; });
+  if (!options.resume || !fs::exists(options.output_dir / "run_config.yaml")) {
+    write_file_atomically(options.output_dir / "run_config.yaml",
+                          [&](std::ostream& o) { o << config.source_text; });
+  }
 
   PeftClassifier model(peft_model);
   Trainer trainer(model, train, eval ? &*eval : nullptr, options,
