@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/encode_inputs.h"
@@ -127,16 +128,34 @@ void run_predict(const PredictFlags& f) {
   const double tokenize_s = seconds_since(t_tokenize);
 
   // An adapter trained by peftcpp says which head it was trained with
-  // (head_config.json): a base without a head (all-MiniLM-L6-v2) gets it.
+  // (head_config.json): a base without a head (all-MiniLM-L6-v2) gets the
+  // active adapter's. Adapters with heads of different sizes cannot share
+  // one model.
   if (!f.adapters.empty()) {
     const std::string active = f.set_adapter.empty()
                                    ? adapter_name_of(f.adapters.back())
                                    : f.set_adapter;
+    std::optional<peft::AdapterHead> first;
+    std::string first_dir;
     for (const auto& dir : f.adapters) {
-      if (adapter_name_of(dir) == active) {
-        if (const auto head = peft::read_adapter_head(dir))
-          peft::apply_adapter_head(*head, load);
+      const auto head = peft::read_adapter_head(dir);
+      if (!head)
+        continue;
+      if (first && first->id2label.size() != head->id2label.size()) {
+        throw std::invalid_argument(error_message(
+            "--adapter " + dir,
+            "a head of " + std::to_string(first->id2label.size()) +
+                " labels, as " + first_dir + "'s",
+            std::to_string(head->id2label.size()) + " labels",
+            "adapters trained for different label sets need separate "
+            "predict runs"));
       }
+      if (!first) {
+        first = head;
+        first_dir = dir;
+      }
+      if (adapter_name_of(dir) == active)
+        peft::apply_adapter_head(*head, load);
     }
   }
   models::LoadedEncoder model = models::load_encoder(f.model, load);

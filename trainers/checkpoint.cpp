@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -34,7 +35,11 @@ constexpr const char* kAdapterFolder = "adapter";
 constexpr const char* kTempMarker = ".partial-";
 
 json state_to_json(const TrainerState& s) {
-  return json{{"global_step", s.global_step},
+  json best = json::object();
+  for (const auto& [k, v] : s.best_metrics)
+    best[k] = std::isfinite(v) ? json(v) : json(nullptr);  // NaN: null
+  return json{{"best_metrics", best},
+              {"global_step", s.global_step},
               {"epoch", s.epoch},
               {"batches_in_epoch", s.batches_in_epoch},
               {"examples_seen", s.examples_seen},
@@ -69,6 +74,8 @@ TrainerState state_from_json(const json& j, const std::string& where) {
     j.at("loss_sum").get_to(s.loss_sum);
     j.at("loss_count").get_to(s.loss_count);
     j.at("run_fingerprint").get_to(s.run_fingerprint);
+    for (const auto& [k, v] : j.at("best_metrics").items())
+      s.best_metrics[k] = v.is_number() ? v.get<double>() : std::nan("");
   } catch (const json::exception& e) {
     throw std::runtime_error(error_message(
         where, "a complete trainer state", e.what(),
@@ -100,8 +107,23 @@ int64_t step_of(const fs::path& dir) {
 
 }  // namespace
 
+namespace {
+fs::path moved_aside(const fs::path& to) {
+  return to.parent_path() / (to.filename().string() + kTempMarker + "old");
+}
+
+// A kill between write_folder_atomically's two renames leaves only the old
+// folder, moved aside: put it back.
+void recover_folder(const fs::path& to) {
+  std::error_code ec;
+  if (!fs::exists(to) && fs::exists(moved_aside(to)))
+    fs::rename(moved_aside(to), to, ec);
+}
+}  // namespace
+
 void write_folder_atomically(
     const fs::path& to, const std::function<void(const fs::path&)>& write) {
+  recover_folder(to);
   const fs::path tmp =
       to.parent_path() / (to.filename().string() + kTempMarker +
                           std::to_string(static_cast<long>(::getpid())));
@@ -266,8 +288,11 @@ void prune_checkpoints(const fs::path& output_dir, int64_t keep,
   std::vector<std::pair<int64_t, fs::path>> complete;
   for (const auto& entry : fs::directory_iterator(output_dir)) {
     const std::string name = entry.path().filename().string();
-    if (name.find(kTempMarker) != std::string::npos) {
-      fs::remove_all(entry.path(), ec);  // left by a killed run
+    if (const size_t at = name.find(kTempMarker); at != std::string::npos) {
+      // Left by a killed run: a folder moved aside whose replacement never
+      // arrived goes back; anything else is an unfinished write.
+      recover_folder(output_dir / name.substr(0, at));
+      fs::remove_all(entry.path(), ec);
       continue;
     }
     const int64_t step = step_of(entry.path());

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -37,6 +38,7 @@ struct TrainerState {
   double best_metric = 0.0;
   int64_t best_step = -1;
   double best_epoch = 0.0;
+  std::map<std::string, double> best_metrics;  ///< of the best evaluation
   int64_t evals_without_improvement = 0;
   double train_seconds = 0.0;  ///< time spent training before this point
   double loss_sum = 0.0;       ///< sum of losses over all micro-batches

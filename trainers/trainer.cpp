@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <stdexcept>
 
 #include "common/atomic_file.h"
@@ -85,14 +86,13 @@ void check_options(const TrainerOptions& o, const c10::Device& device) {
   if (o.max_steps <= 0 && o.num_train_epochs < 1)
     bad("num_train_epochs", "at least 1 (or max_steps > 0)",
         std::to_string(o.num_train_epochs));
-  if (o.precision != "float32" && o.precision != "bfloat16" &&
-      o.precision != "float16")
-    bad("precision", "float32, bfloat16 or float16", o.precision);
-  if (o.precision == "float16" && !device.is_cuda())
+  // float16 needs dynamic loss scaling, which the loop does not have yet.
+  if (o.precision != "float32" && o.precision != "bfloat16") {
     bad("precision",
-        "float16 only on CUDA (it needs loss scaling; use "
-        "bfloat16 on the CPU)",
-        "float16 on " + device.str());
+        "float32 or bfloat16 (float16 training needs loss scaling, not "
+        "implemented yet)",
+        o.precision);
+  }
 }
 
 }  // namespace
@@ -109,6 +109,13 @@ Trainer::Trainer(TrainableModel& model, const data::TokenizedDataset& train_set,
   if (train_set_.size() == 0) {
     throw std::invalid_argument(error_message(
         "Trainer", "a training set with at least one example", "none"));
+  }
+  if (eval_set_ != nullptr &&
+      (eval_set_->size() == 0 || std::isnan(eval_set_->labels[0]))) {
+    throw std::invalid_argument(error_message(
+        "Trainer", "an eval set with labelled examples",
+        eval_set_->size() == 0 ? "an empty one" : "unlabelled examples",
+        "GLUE test files have no labels; evaluate on the dev split"));
   }
   if (options_.metric_for_best_model.empty() && !options_.metrics.empty())
     options_.metric_for_best_model = data::metric_name(options_.metrics[0]);
@@ -271,25 +278,24 @@ TrainResult Trainer::train() {
   }
   MetricsLog log(out / "metrics.jsonl", resumed_from);
 
-  ProgressBar bar("train", run.total_steps, "step");
-  bar.set_initial(run.state.global_step);
+  std::optional<ProgressBar> bar;
+  if (options_.show_progress) {
+    bar.emplace("train", run.total_steps, "step");
+    bar->set_initial(run.state.global_step);
+  }
   const models::ProblemType problem = problem_type_of(train_set_.kind);
   TrainResult result;
   result.metric_for_best_model = options_.metric_for_best_model;
   result.trainable_parameters = 0;
   for (const auto& t : tensors)
     result.trainable_parameters += t.numel();
+  // The best evaluation so far lives in the trainer state (so a resumed run
+  // knows it); its weights are checkpoint-<best_step>/adapter.
   std::optional<EvalResult> best_eval;
-  if (run.state.has_best && fs::exists(out / "best_eval.json")) {
-    const json j =
-        json::parse(std::ifstream(out / "best_eval.json"), nullptr, false);
-    if (j.is_object()) {
-      EvalResult e;
-      for (const auto& [k, v] : j.items())
-        if (v.is_number())
-          e.metrics[k] = v.get<double>();
-      best_eval = e;
-    }
+  if (run.state.has_best) {
+    EvalResult e;
+    e.metrics = run.state.best_metrics;
+    best_eval = e;
   }
 
   const auto save = [&]() {
@@ -326,7 +332,10 @@ TrainResult Trainer::train() {
       std::snprintf(buf, sizeof buf, "  %s %.4f", name.c_str(), value);
       line += buf;
     }
-    bar.print_above(line);
+    if (bar)
+      bar->print_above(line);
+    else
+      std::fprintf(stderr, "%s\n", line.c_str());
     const double v = it->second;
     const bool improved =
         std::isfinite(v) &&
@@ -339,15 +348,8 @@ TrainResult Trainer::train() {
       run.state.best_step = run.state.global_step;
       run.state.best_epoch = epoch_float();
       run.state.evals_without_improvement = 0;
+      run.state.best_metrics = eval.metrics;
       best_eval = eval;
-      write_folder_atomically(out / "best_adapter", [&](const fs::path& tmp) {
-        model_.save_adapter(tmp);
-      });
-      json j;
-      for (const auto& [k, value] : eval.metrics)
-        j[k] = value;
-      write_file_atomically(out / "best_eval.json",
-                            [&](std::ostream& o) { o << j.dump(2) << "\n"; });
     } else {
       ++run.state.evals_without_improvement;
     }
@@ -356,7 +358,12 @@ TrainResult Trainer::train() {
                options_.early_stopping_patience;
   };
 
-  bool stop = false;
+  // A run that had stopped early (killed while writing its outputs) does
+  // not train further when resumed.
+  bool stop =
+      options_.early_stopping_patience > 0 &&
+      run.state.evals_without_improvement >= options_.early_stopping_patience;
+  result.early_stopped = stop;
   optimizer->zero_grad();
   for (; !stop && run.state.global_step < run.total_steps; ++run.state.epoch) {
     const auto plan =
@@ -388,11 +395,13 @@ TrainResult Trainer::train() {
                   std::to_string(run.state.global_step + 1) + " (epoch " +
                   std::to_string(run.state.epoch) + ", batch " +
                   std::to_string(b) + ")",
-              "no adapter was written for this run; lower learning_rate, "
-              "use precision float32, or set on_non_finite_loss: skip" +
-                  std::string(last ? "; " + last->filename().string() +
-                                         " is intact and --resume continues "
-                                         "from it"
+              "no adapter was written for this run. In a new output_dir "
+              "(a resumed run would repeat the same steps): lower "
+              "learning_rate, use precision float32, or set "
+              "on_non_finite_loss: skip" +
+                  std::string(last ? "; the checkpoints up to " +
+                                         last->filename().string() +
+                                         " are intact"
                                    : "")));
         }
         window_bad = true;
@@ -426,8 +435,8 @@ TrainResult Trainer::train() {
               "train", "finite gradients",
               "a gradient norm of " + std::to_string(grad_norm) + " at step " +
                   std::to_string(run.state.global_step + 1),
-              "no adapter was written for this run; lower learning_rate or "
-              "set on_non_finite_loss: skip"));
+              "no adapter was written for this run. In a new output_dir: "
+              "lower learning_rate or set on_non_finite_loss: skip"));
         }
         window_bad = true;
       }
@@ -448,7 +457,8 @@ TrainResult Trainer::train() {
       const double dt = seconds_since(t0);
       run.state.train_seconds += dt;
       run.log_seconds += dt;
-      bar.advance();
+      if (bar)
+        bar->advance();
 
       const bool epoch_end = b + 1 == n_batches;
       if (options_.logging_steps > 0 &&
@@ -469,7 +479,8 @@ TrainResult Trainer::train() {
         char buf[128];
         std::snprintf(buf, sizeof buf, "loss %.4f  lr %.2e  %.1f ex/s", mean,
                       lr, rate);
-        bar.set_postfix(buf);
+        if (bar)
+          bar->set_postfix(buf);
         run.log_loss_sum = 0.0;
         run.log_loss_count = 0;
         run.log_examples = 0;
@@ -503,13 +514,21 @@ TrainResult Trainer::train() {
     }
     run.state.batches_in_epoch = 0;
   }
-  bar.finish();
+  if (bar)
+    bar->finish();
 
   // The deployable adapter: the best evaluated weights, else the last.
   const fs::path adapter = out / "adapter";
-  if (options_.load_best_model_at_end && run.state.has_best &&
-      fs::exists(out / "best_adapter")) {
-    replace_folder(out / "best_adapter", adapter);
+  if (options_.load_best_model_at_end && run.state.has_best) {
+    const fs::path best =
+        out / ("checkpoint-" + std::to_string(run.state.best_step)) / "adapter";
+    if (!fs::exists(best / "adapter_config.json")) {
+      throw std::runtime_error(error_message(
+          "train", "the best checkpoint's adapter " + best.string(), "none",
+          "it was deleted; its metrics are in metrics.jsonl. Set "
+          "load_best_model_at_end: false to keep the last weights"));
+    }
+    replace_folder(best, adapter);
   } else {
     write_folder_atomically(
         adapter, [&](const fs::path& tmp) { model_.save_adapter(tmp); });

@@ -42,8 +42,8 @@ struct TrainerOptions {
   int64_t warmup_steps = 0;
   double warmup_ratio = 0.0;
   double max_grad_norm = 1.0;  ///< <= 0: no clipping
-  /// "float32", "bfloat16" (autocast; CPU or CUDA), "float16" (autocast
-  /// with loss scaling; CUDA only).
+  /// "float32" or "bfloat16" (autocast; CPU or CUDA). "float16" is refused
+  /// until the loop has dynamic loss scaling.
   std::string precision = "float32";
   std::string device = "cpu";
   int64_t eval_steps = 0;      ///< also evaluate every N optimizer steps

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -126,6 +127,17 @@ std::string format_summary_table(const TrainResult& r) {
 
 namespace {
 
+// gnuplot's single-quoted strings escape a quote by doubling it.
+std::string gnuplot_quoted(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    out += c;
+    if (c == '\'')
+      out += '\'';
+  }
+  return out + "'";
+}
+
 bool have_gnuplot() {
   return std::system("command -v gnuplot >/dev/null 2>&1") == 0;
 }
@@ -170,8 +182,9 @@ bool plot_training_curves(const fs::path& metrics_jsonl,
   // Data go inline ($loss << EOD), so the plot needs no temporary files.
   std::ostringstream script;
   script << "set terminal pngcairo size 900,500 enhanced font 'Sans,10'\n"
-         << "set output '" << png.string() << "'\n"
-         << "set title 'training loss and eval " << metric << "'\n"
+         << "set output " << gnuplot_quoted(png.string()) << "\n"
+         << "set title " << gnuplot_quoted("training loss and eval " + metric)
+         << "\n"
          << "set xlabel 'optimizer step'\nset ylabel 'training loss'\n"
          << "set grid\nset key outside bottom center horizontal\n"
          << "$loss << EOD\n"
@@ -184,7 +197,8 @@ bool plot_training_curves(const fs::path& metrics_jsonl,
         "$loss using 1:2 with lines lw 1.5 lc rgb '#1f77b4' title "
         "'training loss'";
   if (n_eval > 0) {
-    script << "set y2label 'eval " << metric << "'\nset y2tics\n"
+    script << "set y2label " << gnuplot_quoted("eval " + metric)
+           << "\nset y2tics\n"
            << "set ytics nomirror\n";
     if (n_loss > 0)
       plot += ", ";
@@ -197,14 +211,19 @@ bool plot_training_curves(const fs::path& metrics_jsonl,
 
   const fs::path tmp_png = png.string() + ".tmp.png";
   std::string text = script.str();
-  const std::string marker = "set output '" + png.string() + "'";
+  const std::string marker = "set output " + gnuplot_quoted(png.string());
   text.replace(text.find(marker), marker.size(),
-               "set output '" + tmp_png.string() + "'");
+               "set output " + gnuplot_quoted(tmp_png.string()));
+  // A gnuplot that exits early must not kill the run with SIGPIPE.
+  void (*previous)(int) = std::signal(SIGPIPE, SIG_IGN);
   FILE* pipe = ::popen("gnuplot 2>/dev/null", "w");
-  if (!pipe)
+  if (!pipe) {
+    std::signal(SIGPIPE, previous);
     return fail("could not start gnuplot");
+  }
   std::fwrite(text.data(), 1, text.size(), pipe);
   const int status = ::pclose(pipe);
+  std::signal(SIGPIPE, previous);
   if (status != 0 || !fs::exists(tmp_png)) {
     std::error_code ec;
     fs::remove(tmp_png, ec);

@@ -160,10 +160,10 @@ TrainResult run_training(const RunConfig& config) {
 
   TrainerOptions options = config.trainer;
   options.metrics = task.metrics;
-  // The configuration beside the run; a resume keeps the file of the run it
-  // continues (a refused resume must not overwrite it).
+  // The configuration beside the run, written once: a resumed or refused
+  // run keeps the file of the run that is there.
   fs::create_directories(options.output_dir);
-  if (!options.resume || !fs::exists(options.output_dir / "run_config.yaml")) {
+  if (!fs::exists(options.output_dir / "run_config.yaml")) {
     write_file_atomically(options.output_dir / "run_config.yaml",
                           [&](std::ostream& o) { o << config.source_text; });
   }

@@ -96,7 +96,7 @@ TEST_CASE(
 
   for (const char* f :
        {"adapter/adapter_config.json", "adapter/adapter_model.safetensors",
-        "adapter/head_config.json", "summary.json", "best_eval.json"}) {
+        "adapter/head_config.json", "summary.json", "training_curves.png"}) {
     INFO(f);
     CHECK(fs::exists(out / f));
   }
@@ -142,7 +142,8 @@ TEST_CASE(
   auto options = [&](const fs::path& out) {
     auto o = small_run(out);
     o.num_train_epochs = 3;
-    o.save_steps = 3;  // checkpoints mid-epoch (8 steps per epoch)
+    o.save_steps = 3;     // checkpoints mid-epoch (8 steps per epoch)
+    o.logging_steps = 3;  // step 9 is logged before its checkpoint
     // The last weights, not the best: the best adapter folder of the
     // interrupted run is not part of what this test copies.
     o.load_best_model_at_end = false;
@@ -159,6 +160,8 @@ TEST_CASE(
   fs::create_directories(resumed);
   fs::copy(full / "checkpoint-9", resumed / "checkpoint-9",
            fs::copy_options::recursive);
+  // The killed run's log went on past its last checkpoint.
+  fs::copy(full / "metrics.jsonl", resumed / "metrics.jsonl");
   {
     // The same base, but other adapter weights: everything trainable must
     // come from the checkpoint.
@@ -179,11 +182,17 @@ TEST_CASE(
   CHECK(
       peftcpp::testing::file_bytes(full / "checkpoint-24/optimizer.pt").size() >
       0);
-  // The log of the resumed run reads like one run: step 9's records once.
-  int at_step_9 = 0;
-  for (const auto& j : read_jsonl(resumed / "metrics.jsonl"))
+  // The log of the resumed run reads like one run: the loss records of
+  // steps 9 (before the checkpoint) and 12 (after it) once each.
+  int at_step_9 = 0, at_step_12 = 0;
+  for (const auto& j : read_jsonl(resumed / "metrics.jsonl")) {
+    if (!j.contains("loss"))
+      continue;
     at_step_9 += j["step"] == 9 ? 1 : 0;
-  CHECK(at_step_9 <= 1);
+    at_step_12 += j["step"] == 12 ? 1 : 0;
+  }
+  CHECK(at_step_9 == 1);
+  CHECK(at_step_12 == 1);
   fs::remove_all(full);
   fs::remove_all(resumed);
 }
