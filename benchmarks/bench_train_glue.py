@@ -39,7 +39,7 @@ Measured per run:
                  the child until its metrics.jsonl shows that evaluation
                  (polled every 0.2 s; holds start-up, loading, tokenization,
                  earlier evaluations and, for peftcpp, its checkpoints).
-Differences left: peftcpp always writes checkpoints and the best adapter at
+Differences left: peftcpp always writes a checkpoint (adapter, optimizer state) at
 each evaluation (outside its train time, inside its wall time); HF uses
 save_strategy "no". Trainer keys that hf_train_reference.py does not carry
 over are printed. Shuffles differ (peftcpp's mt19937 plan vs torch.randperm),
@@ -326,7 +326,7 @@ def main() -> int:
             f"1-minute load average {min(loads):.1f} to {max(loads):.1f}; {env['date']}. "
             "Accuracy: mean (min-max) over seeds; other cells: mean (min-max); "
             "[k/n]: seeds that reached the target.")
-    notes = ("Not the same on both sides: peftcpp writes checkpoints and the best adapter at "
+    notes = ("Not the same on both sides: peftcpp writes a checkpoint at "
              "every evaluation (not in train time, in wall time); HF save_strategy \"no\"; "
              "shuffles come from different generators.")
     if differs:

@@ -79,6 +79,11 @@ def table(rows) -> str:
         others = ", ".join(f"{k} {v:.4f}" for k, v in best.items()
                            if k not in (key, "loss") and v is not None)
         task, method = r["name"].split("_", 1)
+        if r["overrides"]:
+            method += " (" + ", ".join(f"{k.split('.')[-1]}={v}" for k, v in
+                                      r["overrides"].items()
+                                      if not k.startswith("task.")) + ")"
+            method = method.replace(" ()", "")
         epochs = s["epochs"]
         per_epoch = round(s["train_examples"] / epochs) if epochs else 0
         lines.append(
