@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -75,6 +76,13 @@ CommandResult run_fixture_script(const std::string& script,
   return run_command(std::string("'") + PEFTCPP_PYTHON_PATH + "' '" +
                      PEFTCPP_SOURCE_DIR + "/tests/fixtures/" + script + "' " +
                      args);
+}
+
+std::string read_file_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 }  // namespace peftcpp::testing

@@ -38,6 +38,10 @@ class ScratchDir {
 /// found it (fixture_dir()/minilm_dir.txt).
 std::filesystem::path minilm_dir();
 
+/// The bytes of a file ("" when it cannot be read): for comparing outputs
+/// byte for byte.
+std::string read_file_bytes(const std::filesystem::path& path);
+
 /// What a shell command printed (stdout and stderr together) and its exit
 /// code (-1 when it did not exit normally).
 struct CommandResult {

@@ -43,12 +43,8 @@ CommandResult cli(const std::string& args) {
 }
 
 std::string bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return peftcpp::testing::read_file_bytes(path);
 }
-
 void write(const fs::path& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }

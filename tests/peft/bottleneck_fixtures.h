@@ -28,10 +28,7 @@ inline const std::vector<std::string> kConfigs = {"seq_bn", "double_seq_bn",
                                                   "par_bn"};
 
 inline std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return testing::read_file_bytes(p);
 }
 
 // <fixtures>/bottleneck, failing the case (not skipping it) when

@@ -10,6 +10,7 @@
 
 #include <fstream>
 
+#include "tests/test_paths.h"
 #include "tests/trainers/trainer_fixtures.h"
 #include "trainers/checkpoint.h"
 #include "trainers/trainer.h"
@@ -17,7 +18,7 @@
 
 namespace fs = std::filesystem;
 using namespace peftcpp;
-using peftcpp::testing::fresh_dir;
+using peftcpp::testing::ScratchDir;
 using peftcpp::testing::synthetic_dataset;
 using peftcpp::testing::tiny_lora_classifier;
 
@@ -60,7 +61,8 @@ TEST_CASE(
   std::map<std::string, at::Tensor> before;
   for (const auto& item : model.model()->named_parameters())
     before[item.key()] = item.value().detach().clone();
-  const fs::path out = fresh_dir("learn");
+  ScratchDir out_dir("learn");
+  const fs::path out = out_dir.path();
   trainers::Trainer trainer(model, train, &dev, small_run(out), "fp", 0);
   const double initial_accuracy = trainer.evaluate(dev).metrics.at("accuracy");
   const trainers::TrainResult r = trainer.train();
@@ -108,7 +110,6 @@ TEST_CASE(
   CHECK(trainers::latest_checkpoint(out) == out / "checkpoint-48");
   const std::string table = trainers::format_summary_table(r);
   CHECK_THAT(table, Catch::Contains("best eval accuracy"));
-  fs::remove_all(out);
 }
 
 TEST_CASE("a CPU run is reproducible bit for bit, and the seed matters",
@@ -116,13 +117,13 @@ TEST_CASE("a CPU run is reproducible bit for bit, and the seed matters",
   const auto train = synthetic_dataset(40, 3);
   auto run = [&](uint64_t seed, const std::string& name) {
     auto model = tiny_lora_classifier(0);
-    auto o = small_run(fresh_dir(name));
+    ScratchDir tmp(name);
+    auto o = small_run(tmp / "run");
     o.num_train_epochs = 2;
     o.seed = seed;
     trainers::Trainer(model, train, nullptr, o, "fp", 0).train();
-    const std::string bytes = peftcpp::testing::file_bytes(
+    const std::string bytes = peftcpp::testing::read_file_bytes(
         o.output_dir / "adapter/adapter_model.safetensors");
-    fs::remove_all(o.output_dir);
     return bytes;
   };
   const std::string a = run(5, "repro_a");
@@ -149,14 +150,16 @@ TEST_CASE(
     o.load_best_model_at_end = false;
     return o;
   };
-  const fs::path full = fresh_dir("resume_full");
+  ScratchDir full_dir("resume_full");
+  const fs::path full = full_dir.path();
   {
     auto model = tiny_lora_classifier(0);
     trainers::Trainer(model, train, &dev, options(full), "fp", 0).train();
   }
   // The interrupted run: its state at step 9 (epoch 1, batch 1) is the full
   // run's checkpoint-9, the only thing a killed run leaves behind.
-  const fs::path resumed = fresh_dir("resume_part");
+  ScratchDir resumed_dir("resume_part");
+  const fs::path resumed = resumed_dir.path();
   fs::create_directories(resumed);
   fs::copy(full / "checkpoint-9", resumed / "checkpoint-9",
            fs::copy_options::recursive);
@@ -175,13 +178,12 @@ TEST_CASE(
     o.resume = true;
     trainers::Trainer(model, train, &dev, o, "fp", 0).train();
   }
-  CHECK(peftcpp::testing::file_bytes(full /
-                                     "adapter/adapter_model.safetensors") ==
-        peftcpp::testing::file_bytes(resumed /
-                                     "adapter/adapter_model.safetensors"));
-  CHECK(
-      peftcpp::testing::file_bytes(full / "checkpoint-24/optimizer.pt").size() >
-      0);
+  CHECK(peftcpp::testing::read_file_bytes(
+            full / "adapter/adapter_model.safetensors") ==
+        peftcpp::testing::read_file_bytes(resumed /
+                                          "adapter/adapter_model.safetensors"));
+  CHECK(peftcpp::testing::read_file_bytes(full / "checkpoint-24/optimizer.pt")
+            .size() > 0);
   // The log of the resumed run reads like one run: the loss records of
   // steps 9 (before the checkpoint) and 12 (after it) once each.
   int at_step_9 = 0, at_step_12 = 0;
@@ -193,8 +195,6 @@ TEST_CASE(
   }
   CHECK(at_step_9 == 1);
   CHECK(at_step_12 == 1);
-  fs::remove_all(full);
-  fs::remove_all(resumed);
 }
 
 TEST_CASE(
@@ -204,13 +204,13 @@ TEST_CASE(
   const auto train = synthetic_dataset(32, 6);
   auto run = [&](int64_t batch, int64_t accum, const std::string& name) {
     auto model = tiny_lora_classifier(0, /*dropout=*/0.0);
-    auto o = small_run(fresh_dir(name));
+    ScratchDir tmp(name);
+    auto o = small_run(tmp / "run");
     o.num_train_epochs = 1;
     o.per_device_train_batch_size = batch;
     o.gradient_accumulation_steps = accum;
     o.group_by_length = false;
     trainers::Trainer(model, train, nullptr, o, "fp", 0).train();
-    fs::remove_all(o.output_dir);
     std::vector<at::Tensor> out;
     for (const auto& [name_, p] : model.trainable_parameters())
       out.push_back(p.detach().clone());

@@ -5,13 +5,14 @@
 #include <torch/torch.h>
 #include <catch2/catch.hpp>
 
+#include "tests/test_paths.h"
 #include "tests/trainers/trainer_fixtures.h"
 #include "trainers/checkpoint.h"
 #include "trainers/trainer.h"
 
 namespace fs = std::filesystem;
 using namespace peftcpp;
-using peftcpp::testing::fresh_dir;
+using peftcpp::testing::ScratchDir;
 using peftcpp::testing::synthetic_dataset;
 using peftcpp::testing::tiny_lora_classifier;
 
@@ -35,7 +36,8 @@ TEST_CASE(
     "[trainers][errors]") {
   const auto train = synthetic_dataset(32, 1);
   auto model = tiny_lora_classifier(0);
-  auto o = quick(fresh_dir("nan_stop"));
+  ScratchDir o_tmp("nan_stop");
+  auto o = quick(o_tmp / "run");
   o.adamw.learning_rate = 1e30;  // the first update makes the weights inf
   o.max_grad_norm = 0.0;
   try {
@@ -48,21 +50,20 @@ TEST_CASE(
     CHECK_THAT(msg, Catch::Contains("on_non_finite_loss: skip"));
   }
   CHECK_FALSE(fs::exists(o.output_dir / "adapter"));
-  fs::remove_all(o.output_dir);
 }
 
 TEST_CASE("on_non_finite_loss skip drops the bad steps and finishes",
           "[trainers][errors]") {
   const auto train = synthetic_dataset(32, 1);
   auto model = tiny_lora_classifier(0);
-  auto o = quick(fresh_dir("nan_skip"));
+  ScratchDir o_tmp("nan_skip");
+  auto o = quick(o_tmp / "run");
   o.adamw.learning_rate = 1e30;
   o.max_grad_norm = 0.0;
   o.on_non_finite_loss = trainers::NonFiniteLoss::kSkip;
   const auto r = trainers::Trainer(model, train, nullptr, o, "fp", 0).train();
   CHECK(r.global_step == 8);
   CHECK(r.skipped_steps >= 6);  // every step after the first update
-  fs::remove_all(o.output_dir);
 }
 
 TEST_CASE(
@@ -70,7 +71,8 @@ TEST_CASE(
     "changes nothing",
     "[trainers][errors][resume]") {
   const auto train = synthetic_dataset(32, 1);
-  const fs::path out = fresh_dir("other_config");
+  ScratchDir out_dir("other_config");
+  const fs::path out = out_dir.path();
   {
     auto model = tiny_lora_classifier(0);
     trainers::Trainer(model, train, nullptr, quick(out), "fingerprint-A", 0)
@@ -95,13 +97,13 @@ TEST_CASE(
   size_t i = 0;
   for (const auto& [name, p] : model.trainable_parameters())
     CHECK(torch::equal(before[i++], p));
-  fs::remove_all(out);
 }
 
 TEST_CASE("a fresh run into the output folder of an earlier run is refused",
           "[trainers][errors]") {
   const auto train = synthetic_dataset(16, 1);
-  const fs::path out = fresh_dir("stale_output");
+  ScratchDir out_dir("stale_output");
+  const fs::path out = out_dir.path();
   {
     auto model = tiny_lora_classifier(0);
     trainers::Trainer(model, train, nullptr, quick(out), "fp", 0).train();
@@ -111,7 +113,6 @@ TEST_CASE("a fresh run into the output folder of an earlier run is refused",
       trainers::Trainer(model, train, nullptr, quick(out), "fp", 0).train(),
       Catch::Contains("expected a new or empty output_dir") &&
           Catch::Contains("--resume continues that run"));
-  fs::remove_all(out);
 }
 
 TEST_CASE(
@@ -120,7 +121,8 @@ TEST_CASE(
     "[trainers]") {
   const auto train = synthetic_dataset(32, 1);
   auto model = tiny_lora_classifier(0);
-  auto o = quick(fresh_dir("early_stop"));
+  ScratchDir o_tmp("early_stop");
+  auto o = quick(o_tmp / "run");
   o.num_train_epochs = 10;
   o.adamw.learning_rate = 0.0;  // nothing improves after the first eval
   o.early_stopping_patience = 2;
@@ -129,7 +131,6 @@ TEST_CASE(
   CHECK(r.early_stopped);
   CHECK(r.global_step == 3 * 4);  // evals after epochs 1, 2, 3
   CHECK(r.best_step == 4);
-  fs::remove_all(o.output_dir);
 }
 
 TEST_CASE(
@@ -138,15 +139,17 @@ TEST_CASE(
     "[trainers]") {
   const auto train = synthetic_dataset(32, 1);
   auto model = tiny_lora_classifier(0);
-  auto o = quick(fresh_dir("bf16"));
+  ScratchDir o_tmp("bf16");
+  auto o = quick(o_tmp / "run");
   o.precision = "bfloat16";
   const auto r = trainers::Trainer(model, train, &train, o, "fp", 0).train();
   CHECK(std::isfinite(r.final_train_loss));
   for (const auto& [name, p] : model.trainable_parameters())
     CHECK(p.scalar_type() == at::kFloat);  // master weights stay float32
-  fs::remove_all(o.output_dir);
 
-  auto o16 = quick(fresh_dir("fp16"));
+  ScratchDir o16_tmp("fp16");
+
+  auto o16 = quick(o16_tmp / "run");
   o16.precision = "float16";
   CHECK_THROWS_WITH(
       trainers::Trainer(model, train, nullptr, o16, "fp", 0).train(),

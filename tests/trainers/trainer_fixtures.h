@@ -7,13 +7,9 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <random>
-#include <sstream>
 #include <string>
-
-#include <unistd.h>
 
 #include "data/dataset/tokenized_dataset.h"
 #include "models/encoder/load_encoder.h"
@@ -75,23 +71,6 @@ inline trainers::PeftClassifier tiny_lora_classifier(uint64_t seed,
   config.method = lora;
   model->add_adapter("default", config);
   return trainers::PeftClassifier(model);
-}
-
-/// A fresh, empty folder under the system temp dir.
-inline std::filesystem::path fresh_dir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("peftcpp_test_" + name + "_" +
-                    std::to_string(static_cast<long>(::getpid())));
-  std::filesystem::remove_all(dir);
-  return dir;
-}
-
-/// The bytes of a file.
-inline std::string file_bytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 }  // namespace peftcpp::testing
