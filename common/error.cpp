@@ -1,5 +1,8 @@
 #include "common/error.h"
 
+#include <algorithm>
+#include <vector>
+
 namespace peftcpp {
 
 std::string error_message(std::string_view where, std::string_view expected,
@@ -18,6 +21,24 @@ std::string error_message(std::string_view where, std::string_view expected,
     msg += ')';
   }
   return msg;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  // One row of the dynamic-programming table at a time.
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
+                         diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
 }
 
 }  // namespace peftcpp

@@ -14,6 +14,10 @@ namespace peftcpp {
 std::string error_message(std::string_view where, std::string_view expected,
                           std::string_view got, std::string_view hint = {});
 
+/// Levenshtein distance between two names: "did you mean" hints for a
+/// mistyped key.
+size_t edit_distance(std::string_view a, std::string_view b);
+
 /// Joins a list of names for a message, eliding the middle of long lists.
 template <typename Range>
 std::string join_names(const Range& names, std::string_view sep = ", ",

@@ -132,24 +132,6 @@ json to_json(const YAML::Node& node) {
   return s;
 }
 
-// Levenshtein distance, for "did you mean" on a mistyped key.
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j)
-    row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
-                         diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
-}
-
 // Hint for a key that is not in `known`: the closest known key, one that
 // contains it ("epochs" -> "num_train_epochs"), or the section it belongs
 // to.
