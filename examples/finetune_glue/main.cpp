@@ -1,10 +1,11 @@
 // Fine-tune all-MiniLM-L6-v2 with LoRA on a GLUE task from a C++ program:
 // the code shown in the README's "Use it from C++" section.
 //
-//   build/bin/finetune_glue --model "$("$PEFTCPP_PYTHON"
-//   scripts/find_minilm.py)" \
-//       --glue-dir ../shared/data/glue --task sst2 --max-train 4000 --out
-//       runs/example
+//   build/bin/finetune_glue --model DIR --glue-dir ../shared/data/glue
+//       --task sst2 --max-train 4000 --out runs/example
+//
+// with DIR the all-MiniLM-L6-v2 folder ($PEFTCPP_PYTHON scripts/find_minilm.py
+// prints it).
 //
 // It reads the task's train and dev files, tokenizes them (cached), attaches
 // LoRA to the attention projections, trains with the shared loop, prints the
@@ -96,7 +97,8 @@ int main(int argc, char** argv) {
     data::EncodeOptions padded;
     padded.padding = data::PaddingStrategy::kLongest;
     const auto encodings = tokenizer.encode_batch(
-        {{"A warm, funny and moving film."}, {"Dull, and far too long."}},
+        {{"A warm, funny and moving film.", std::nullopt},
+         {"Dull, and far too long.", std::nullopt}},
         padded);
     models::EncoderInputs inputs;
     std::vector<int64_t> ids, mask;
