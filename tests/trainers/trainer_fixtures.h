@@ -14,6 +14,7 @@
 #include "data/dataset/tokenized_dataset.h"
 #include "models/encoder/load_encoder.h"
 #include "peft/peft_model.h"
+#include "tests/peft/tiny_peft_models.h"
 #include "trainers/peft_classifier.h"
 
 namespace peftcpp::testing {
@@ -44,15 +45,9 @@ inline trainers::PeftClassifier tiny_lora_classifier(uint64_t seed,
                                                      double dropout = 0.1) {
   torch::manual_seed(seed);
   models::LoadedEncoder m;
+  m.config = tiny_config("bert");  // the PEFT tests' tiny BERT
   models::EncoderConfig& c = m.config;
-  c.model_type = "bert";
   c.architectures = {"BertForSequenceClassification"};
-  c.max_position_embeddings = 64;
-  c.vocab_size = 99;
-  c.hidden_size = 32;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.intermediate_size = 37;
   c.hidden_dropout_prob = dropout;
   c.attention_probs_dropout_prob = dropout;
   c.id2label = {"low", "high"};
