@@ -24,6 +24,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "data/tokenizer/added_vocabulary.h"
 #include "data/tokenizer/decoder.h"
 #include "data/tokenizer/encoding.h"
@@ -113,6 +115,11 @@ class Tokenizer {
   /// Loads tokenizer.json. Throws std::runtime_error naming the file when
   /// it is missing or malformed or uses an unsupported component type.
   static Tokenizer from_file(const std::filesystem::path& tokenizer_json);
+
+  /// Builds the pipeline from an in-memory tokenizer.json value (as from
+  /// GGUF metadata); `where` names its origin in error messages.
+  static Tokenizer from_json(const nlohmann::json& tokenizer_json,
+                             std::string_view where);
 
   /// Builds a BERT tokenizer from vocab.txt as transformers' BertTokenizer
   /// does (BertNormalizer, BertPreTokenizer, WordPiece, [CLS] A [SEP] B

@@ -98,19 +98,24 @@ void apply_pad_token(Tokenizer& t, const nlohmann::json& config) {
 }  // namespace
 
 Tokenizer Tokenizer::from_file(const fs::path& path) {
-  const nlohmann::json j = read_json(path, "Tokenizer::from_file");
+  return from_json(read_json(path, "Tokenizer::from_file"), path.string());
+}
+
+Tokenizer Tokenizer::from_json(const nlohmann::json& j,
+                               std::string_view where) {
   if (!j.is_object()) {
-    throw std::runtime_error(error_message("Tokenizer::from_file",
-                                           "a JSON object in " + path.string(),
-                                           j.type_name()));
+    throw std::runtime_error(error_message(
+        "Tokenizer::from_json", "a JSON object in " + std::string(where),
+        j.type_name()));
   }
-  const std::string file = path.string() + ": ";
+  const std::string file = std::string(where) + ": ";
   const auto part = [&](const char* key) {
     return j.contains(key) ? j.at(key) : nlohmann::json(nullptr);
   };
   if (!j.contains("model")) {
-    throw std::runtime_error(error_message(
-        "Tokenizer::from_file", "a \"model\" in " + path.string(), "none"));
+    throw std::runtime_error(
+        error_message("Tokenizer::from_json",
+                      "a \"model\" in " + std::string(where), "none"));
   }
   Tokenizer t(
       normalizer_from_json(part("normalizer"), file + "normalizer"),
