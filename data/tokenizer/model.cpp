@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "data/tokenizer/bpe.h"
 #include "data/tokenizer/json_util.h"
 #include "data/tokenizer/wordpiece.h"
 
@@ -56,14 +57,18 @@ std::unique_ptr<Model> model_from_json(const nlohmann::json& j,
     type = json_type(j, where);
   } else if (j.contains("max_input_chars_per_word")) {
     type = "WordPiece";
+  } else if (j.contains("merges")) {
+    type = "BPE";
   }
   if (type == "WordPiece")
     return wordpiece_from_json(j, where);
+  if (type == "BPE")
+    return Bpe::from_json(j, where);
   throw std::runtime_error(
-      error_message(where, "a model of a supported type (WordPiece)",
+      error_message(where, "a model of a supported type (WordPiece, BPE)",
                     type.empty() ? std::string("a model without a type")
                                  : "type \"" + type + "\"",
-                    "BPE and Unigram models are not implemented yet"));
+                    "Unigram and WordLevel models are not implemented"));
 }
 
 }  // namespace peftcpp::data

@@ -1,7 +1,7 @@
 #pragma once
 // Models: the third stage of the Hugging Face tokenizers pipeline, turning
-// one pre-tokenized word into vocabulary tokens (WordPiece today; BPE and
-// Unigram plug in beside it).
+// one pre-tokenized word into vocabulary tokens (WordPiece, BPE; Unigram
+// would plug in beside them).
 
 #include <cstddef>
 #include <cstdint>

@@ -6,8 +6,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
+
+#include "data/tokenizer/regex_split.h"
 
 namespace peftcpp::data {
 
@@ -44,6 +48,78 @@ class BertNormalizer : public Normalizer {
  private:
   BertNormalizerOptions options_;
   bool strip_accents_;  // options_.strip_accents resolved against lowercase
+};
+
+/// A Unicode normalization form, HF's NFC / NFD / NFKC / NFKD normalizers.
+class UnicodeNormalizer : public Normalizer {
+ public:
+  /// The four forms.
+  enum class Form { kNfc, kNfd, kNfkc, kNfkd };
+  /// A normalizer to `form`.
+  explicit UnicodeNormalizer(Form form) : form_(form) {}
+  void normalize(std::string& text) const override;
+
+ private:
+  Form form_;
+};
+
+/// HF `Lowercase`: Rust's char::to_lowercase, character by character.
+class LowercaseNormalizer : public Normalizer {
+ public:
+  void normalize(std::string& text) const override;
+};
+
+/// HF `StripAccents`: drops nonspacing marks (meant to follow NFD).
+class StripAccentsNormalizer : public Normalizer {
+ public:
+  void normalize(std::string& text) const override;
+};
+
+/// HF `Strip`: removes leading and/or trailing whitespace.
+class StripNormalizer : public Normalizer {
+ public:
+  /// Which ends to strip.
+  StripNormalizer(bool left, bool right) : left_(left), right_(right) {}
+  void normalize(std::string& text) const override;
+
+ private:
+  bool left_, right_;
+};
+
+/// HF `Prepend`: puts a string in front of non-empty text.
+class PrependNormalizer : public Normalizer {
+ public:
+  /// A normalizer prepending `prefix`.
+  explicit PrependNormalizer(std::string prefix) : prefix_(std::move(prefix)) {}
+  void normalize(std::string& text) const override;
+
+ private:
+  std::string prefix_;
+};
+
+/// HF `Replace`: every match of a pattern becomes `content`.
+class ReplaceNormalizer : public Normalizer {
+ public:
+  /// A normalizer replacing `pattern` with `content`.
+  ReplaceNormalizer(Pattern pattern, std::string content)
+      : pattern_(std::move(pattern)), content_(std::move(content)) {}
+  void normalize(std::string& text) const override;
+
+ private:
+  Pattern pattern_;
+  std::string content_;
+};
+
+/// HF `normalizers::Sequence`: the normalizers in order.
+class SequenceNormalizer : public Normalizer {
+ public:
+  /// The normalizers, applied in order.
+  explicit SequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> steps)
+      : steps_(std::move(steps)) {}
+  void normalize(std::string& text) const override;
+
+ private:
+  std::vector<std::unique_ptr<Normalizer>> steps_;
 };
 
 /// Builds the normalizer that a tokenizer.json "normalizer" value

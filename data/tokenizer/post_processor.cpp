@@ -128,6 +128,19 @@ Encoding TemplateProcessing::process(Encoding first,
   return out;
 }
 
+size_t PlainProcessing::added_tokens(bool /*is_pair*/) const { return 0; }
+
+Encoding PlainProcessing::process(Encoding first,
+                                  std::optional<Encoding> second,
+                                  bool /*add_special_tokens*/) const {
+  set_type_ids(first, 0);
+  if (second) {
+    set_type_ids(*second, 1);
+    first.append(*second);
+  }
+  return first;
+}
+
 std::unique_ptr<PostProcessor> bert_processing(const SpecialTokenId& sep,
                                                const SpecialTokenId& cls) {
   return cls_sep_template(sep, cls, /*double_separator=*/false,
@@ -234,10 +247,43 @@ std::unique_ptr<PostProcessor> post_processor_from_json(
     return roberta_processing(special_pair_from_json(j, "sep", where),
                               special_pair_from_json(j, "cls", where));
   }
+  if (type == "ByteLevel")
+    return std::make_unique<PlainProcessing>();
+  if (type == "Sequence") {
+    // HF chains the processors' process_encodings. ByteLevel's link changes
+    // nothing but offsets, so a chain of ByteLevel links and at most one
+    // other processor (LLaMA-3's [ByteLevel, TemplateProcessing]) is that
+    // processor.
+    const auto it = j.find("processors");
+    if (it == j.end() || !it->is_array()) {
+      throw std::runtime_error(
+          error_message(json_path(where, "processors"), "an array", "none"));
+    }
+    std::unique_ptr<PostProcessor> chosen;
+    for (size_t i = 0; i < it->size(); ++i) {
+      const std::string item =
+          json_path(where, "processors[" + std::to_string(i) + "]");
+      auto p = post_processor_from_json((*it)[i], item);
+      if (!p || dynamic_cast<PlainProcessing*>(p.get()) != nullptr)
+        continue;
+      if (chosen) {
+        throw std::runtime_error(error_message(
+            item, "at most one processor besides ByteLevel in a Sequence",
+            "a second one of type \"" + json_type((*it)[i], item) + "\"",
+            "chains of several special-token processors are not "
+            "implemented"));
+      }
+      chosen = std::move(p);
+    }
+    if (!chosen)
+      chosen = std::make_unique<PlainProcessing>();
+    return chosen;
+  }
   throw std::runtime_error(
       error_message(where,
                     "a post-processor of a supported type (TemplateProcessing, "
-                    "BertProcessing, RobertaProcessing) or null",
+                    "BertProcessing, RobertaProcessing, ByteLevel, Sequence) "
+                    "or null",
                     "type \"" + type + "\"",
                     "other post-processors are not implemented yet"));
 }

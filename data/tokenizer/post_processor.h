@@ -72,6 +72,16 @@ class TemplateProcessing : public PostProcessor {
   std::map<std::string, TemplateSpecialToken> special_;
 };
 
+/// HF's processing without special tokens: the sequences concatenated, type
+/// ids 0 and 1. This is what HF `processors::ByteLevel` does to ids (it
+/// only trims offsets, which Encoding does not carry).
+class PlainProcessing : public PostProcessor {
+ public:
+  size_t added_tokens(bool is_pair) const override;
+  Encoding process(Encoding first, std::optional<Encoding> second,
+                   bool add_special_tokens) const override;
+};
+
 /// A (token, id) pair as BertProcessing and RobertaProcessing store them.
 struct SpecialTokenId {
   /// Token string.

@@ -84,6 +84,9 @@ Encoding Tokenizer::encode_sequence(std::string_view input) const {
         pieces.push_back(Piece{part_text, *part.id});
       } else if (pre_tokenizer_) {
         const size_t first = words.words.size();
+        // Metaspace's "first" prepend scheme asks whether this piece
+        // starts the input.
+        words.at_input_start = raw.begin == 0 && part.begin == 0;
         pre_tokenizer_->pre_tokenize(part_text, words);
         for (size_t i = first; i < words.words.size(); ++i) {
           if (!words.words[i].empty())
