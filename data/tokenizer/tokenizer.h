@@ -99,6 +99,34 @@ struct BertOptions {
   std::optional<size_t> model_max_length;
 };
 
+/// How to build a LLaMA tokenizer from a SentencePiece tokenizer.model,
+/// named as in tokenizer_config.json (the arguments of transformers'
+/// LlamaTokenizer; defaults are transformers 5's for a config that does not
+/// set them).
+struct SentencePieceOptions {
+  /// Start every sequence with bos_token (LLaMA-2's config says true;
+  /// transformers 5 defaults to false).
+  bool add_bos_token = false;
+  /// End every sequence with eos_token.
+  bool add_eos_token = false;
+  /// Prepend '▁' after added tokens too (Metaspace prepend_scheme "always"
+  /// instead of "first").
+  bool legacy = false;
+  /// Prepend '▁' to the text at all (prepend_scheme "never" otherwise); the
+  /// decoder then strips one leading space.
+  bool add_prefix_space = true;
+  /// Beginning-of-sequence token; unset: none.
+  std::optional<std::string> bos_token = "<s>";
+  /// End-of-sequence token; unset: none.
+  std::optional<std::string> eos_token = "</s>";
+  /// Unknown token (an added special token; the BPE model has none).
+  std::optional<std::string> unk_token = "<unk>";
+  /// Padding token; LLaMA has none.
+  std::optional<std::string> pad_token;
+  /// The model's maximum input length, when known.
+  std::optional<size_t> model_max_length;
+};
+
 /// The padding token: id, type id and string.
 struct PadToken {
   /// Vocabulary id.
@@ -127,10 +155,22 @@ class Tokenizer {
   static Tokenizer from_vocab_file(const std::filesystem::path& vocab_txt,
                                    const BertOptions& options = {});
 
+  /// Builds a LLaMA tokenizer from a SentencePiece tokenizer.model as
+  /// transformers 5's LlamaTokenizer converts it (see
+  /// data/tokenizer/sentencepiece_model.h): BPE with merges generated from
+  /// the pieces, Metaspace, byte fallback, BOS/EOS per the options, control
+  /// pieces as special added tokens. Throws std::runtime_error naming the
+  /// file when it cannot be read.
+  static Tokenizer from_sentencepiece(const std::filesystem::path& model_file,
+                                      const SentencePieceOptions& options = {});
+
   /// Loads a model folder: tokenizer.json when present (plus
-  /// model_max_length and pad_token from tokenizer_config.json), otherwise
-  /// vocab.txt with tokenizer_config.json's do_lower_case, strip_accents,
-  /// tokenize_chinese_chars and special tokens.
+  /// model_max_length and pad_token from tokenizer_config.json), else
+  /// tokenizer.model (SentencePiece, with tokenizer_config.json's
+  /// add_bos_token, add_eos_token, legacy, add_prefix_space, special and
+  /// added tokens), else vocab.txt with tokenizer_config.json's
+  /// do_lower_case, strip_accents, tokenize_chinese_chars and special
+  /// tokens.
   static Tokenizer from_pretrained(const std::filesystem::path& dir);
 
   /// Assembles a pipeline; only `model` is required.

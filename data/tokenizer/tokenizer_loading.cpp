@@ -1,6 +1,7 @@
 // Tokenizer::from_file / from_vocab_file / from_pretrained: building the
 // pipeline from tokenizer.json, or from vocab.txt the way transformers'
-// BertTokenizer does.
+// BertTokenizer does; from_pretrained also reads SentencePiece folders
+// (tokenizer.model, see sentencepiece_model.cpp).
 
 #include <nlohmann/json.hpp>
 
@@ -93,6 +94,58 @@ void apply_pad_token(Tokenizer& t, const nlohmann::json& config) {
     t.set_pad_token(
         PadToken{*id, config.value("pad_token_type_id", int64_t{0}), *pad});
   }
+}
+
+// Further added tokens saved by transformers ("added_tokens_decoder").
+void add_config_added_tokens(Tokenizer& t, const nlohmann::json& config,
+                             const std::string& where) {
+  const auto decoder = config.find("added_tokens_decoder");
+  if (decoder == config.end() || !decoder->is_object())
+    return;
+  // Keys are ids as strings; transformers adds them in numeric order.
+  std::map<long long, AddedToken> by_id;
+  for (const auto& [id, value] : decoder->items()) {
+    const std::string at = where + ": added_tokens_decoder." + id;
+    try {
+      by_id[std::stoll(id)] = added_token_from_json(value, at);
+    } catch (const std::logic_error&) {  // stoll: not a number
+      throw std::runtime_error(error_message(at, "an integer id key", id));
+    }
+  }
+  std::vector<AddedToken> extra;
+  for (auto& entry : by_id)
+    extra.push_back(std::move(entry.second));
+  t.add_tokens(extra);
+}
+
+// tokenizer_config.json's LlamaTokenizer arguments. A special token set to
+// null is none; an absent one keeps LlamaTokenizer's default.
+SentencePieceOptions sentencepiece_options(const nlohmann::json& config,
+                                           const std::string& where) {
+  const auto tokenizer_class = config.find("tokenizer_class");
+  if (tokenizer_class != config.end() && tokenizer_class->is_string() &&
+      *tokenizer_class != "LlamaTokenizer" &&
+      *tokenizer_class != "LlamaTokenizerFast") {
+    throw std::runtime_error(error_message(
+        where, "tokenizer_class LlamaTokenizer beside tokenizer.model",
+        tokenizer_class->get<std::string>(),
+        "only LLaMA-style SentencePiece folders are supported; a "
+        "tokenizer.json would be read instead"));
+  }
+  SentencePieceOptions o;
+  o.add_bos_token = json_get_or(config, "add_bos_token", false, where);
+  o.add_eos_token = json_get_or(config, "add_eos_token", false, where);
+  o.legacy = json_get_or(config, "legacy", false, where);
+  o.add_prefix_space = json_get_or(config, "add_prefix_space", true, where);
+  for (auto [key, field] : {std::pair{"bos_token", &o.bos_token},
+                            {"eos_token", &o.eos_token},
+                            {"unk_token", &o.unk_token},
+                            {"pad_token", &o.pad_token}}) {
+    if (config.contains(key))
+      *field = config_token(config, key);
+  }
+  o.model_max_length = config_max_length(config);
+  return o;
 }
 
 }  // namespace
@@ -231,13 +284,20 @@ Tokenizer Tokenizer::from_pretrained(const fs::path& dir) {
     apply_pad_token(t, config);
     return t;
   }
+  const std::string where = (dir / "tokenizer_config.json").string();
+  if (fs::is_regular_file(dir / "tokenizer.model", ec)) {
+    Tokenizer t = from_sentencepiece(dir / "tokenizer.model",
+                                     sentencepiece_options(config, where));
+    add_config_added_tokens(t, config, where);
+    return t;
+  }
   if (!fs::is_regular_file(dir / "vocab.txt", ec)) {
     throw std::runtime_error(error_message(
         "Tokenizer::from_pretrained",
-        "tokenizer.json or vocab.txt in " + dir.string(), "neither",
-        "point at the folder that holds the tokenizer files"));
+        "tokenizer.json or vocab.txt (or a SentencePiece tokenizer.model) in " +
+            dir.string(),
+        "none of them", "point at the folder that holds the tokenizer files"));
   }
-  const std::string where = (dir / "tokenizer_config.json").string();
   BertOptions o;
   o.do_lower_case = json_get_or(config, "do_lower_case", true, where);
   o.tokenize_chinese_chars =
@@ -256,24 +316,7 @@ Tokenizer Tokenizer::from_pretrained(const fs::path& dir) {
   o.model_max_length = config_max_length(config);
   Tokenizer t = from_vocab_file(dir / "vocab.txt", o);
 
-  // Further added tokens saved by transformers ("added_tokens_decoder").
-  const auto decoder = config.find("added_tokens_decoder");
-  if (decoder != config.end() && decoder->is_object()) {
-    // Keys are ids as strings; transformers adds them in numeric order.
-    std::map<long long, AddedToken> by_id;
-    for (const auto& [id, value] : decoder->items()) {
-      const std::string at = where + ": added_tokens_decoder." + id;
-      try {
-        by_id[std::stoll(id)] = added_token_from_json(value, at);
-      } catch (const std::logic_error&) {  // stoll: not a number
-        throw std::runtime_error(error_message(at, "an integer id key", id));
-      }
-    }
-    std::vector<AddedToken> extra;
-    for (auto& entry : by_id)
-      extra.push_back(std::move(entry.second));
-    t.add_tokens(extra);
-  }
+  add_config_added_tokens(t, config, where);
   return t;
 }
 
