@@ -200,16 +200,52 @@ std::vector<std::pair<std::string, std::string>> generate_merges(
   return merges;
 }
 
-nlohmann::json llama_tokenizer_json(const std::vector<SentencePiece>& pieces,
-                                    MergeOrder order,
-                                    const SentencePieceOptions& o) {
+nlohmann::json bos_eos_template_json(const std::optional<TemplateToken>& bos,
+                                     const std::optional<TemplateToken>& eos) {
+  using nlohmann::json;
+  const auto special = [](const TemplateToken& t, int type_id) {
+    return json{{"SpecialToken", {{"id", t.token}, {"type_id", type_id}}}};
+  };
+  const auto sequence = [](const char* id, int type_id) {
+    return json{{"Sequence", {{"id", id}, {"type_id", type_id}}}};
+  };
+  json single = json::array();
+  if (bos)
+    single.push_back(special(*bos, 0));
+  single.push_back(sequence("A", 0));
+  if (eos)
+    single.push_back(special(*eos, 0));
+  json pair = single;
+  if (bos)
+    pair.push_back(special(*bos, 1));
+  pair.push_back(sequence("B", 1));
+  if (eos)
+    pair.push_back(special(*eos, 1));
+  json special_tokens = json::object();
+  for (const auto* t : {&bos, &eos}) {
+    if (*t) {
+      special_tokens[(*t)->token] = {{"id", (*t)->token},
+                                     {"ids", json::array({(*t)->id})},
+                                     {"tokens", json::array({(*t)->token})}};
+    }
+  }
+  return json{{"type", "TemplateProcessing"},
+              {"single", std::move(single)},
+              {"pair", std::move(pair)},
+              {"special_tokens", std::move(special_tokens)}};
+}
+
+nlohmann::json llama_tokenizer_json(
+    const std::vector<SentencePiece>& pieces,
+    const std::vector<std::pair<std::string, std::string>>& merge_list,
+    const SentencePieceOptions& o) {
   using nlohmann::json;
   json vocab = json::object();
   for (size_t i = 0; i < pieces.size(); ++i)
     vocab[pieces[i].piece] = i;  // a repeated piece keeps its last id
   json merges = json::array();
-  for (auto& [left, right] : generate_merges(pieces, order))
-    merges.push_back(json::array({std::move(left), std::move(right)}));
+  for (const auto& [left, right] : merge_list)
+    merges.push_back(json::array({left, right}));
 
   // Added tokens: the special tokens, then the control (special) and
   // user-defined (not special) pieces in id order, none normalized. A token
@@ -264,38 +300,13 @@ nlohmann::json llama_tokenizer_json(const std::vector<SentencePiece>& pieces,
         {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}});
   }
 
-  // transformers' update_post_processor: "<s>:0 $A:0 </s>:0" and for a pair
-  // the same again with type 1, each special token only when asked for (and
-  // only when it is set).
-  const bool bos = o.add_bos_token && o.bos_token;
-  const bool eos = o.add_eos_token && o.eos_token;
-  const auto special = [](const std::string& id, int type_id) {
-    return json{{"SpecialToken", {{"id", id}, {"type_id", type_id}}}};
-  };
-  const auto sequence = [](const char* id, int type_id) {
-    return json{{"Sequence", {{"id", id}, {"type_id", type_id}}}};
-  };
-  json single = json::array();
-  if (bos)
-    single.push_back(special(*o.bos_token, 0));
-  single.push_back(sequence("A", 0));
-  if (eos)
-    single.push_back(special(*o.eos_token, 0));
-  json pair = single;
-  if (bos)
-    pair.push_back(special(*o.bos_token, 1));
-  pair.push_back(sequence("B", 1));
-  if (eos)
-    pair.push_back(special(*o.eos_token, 1));
-  json special_tokens = json::object();
-  for (const auto& [use, token] :
-       {std::pair{bos, o.bos_token}, std::pair{eos, o.eos_token}}) {
-    if (use) {
-      special_tokens[*token] = {{"id", *token},
-                                {"ids", json::array({added_ids.at(*token)})},
-                                {"tokens", json::array({*token})}};
-    }
-  }
+  // transformers' update_post_processor: BOS/EOS only when asked for and
+  // set.
+  std::optional<TemplateToken> bos, eos;
+  if (o.add_bos_token && o.bos_token)
+    bos = TemplateToken{*o.bos_token, added_ids.at(*o.bos_token)};
+  if (o.add_eos_token && o.eos_token)
+    eos = TemplateToken{*o.eos_token, added_ids.at(*o.eos_token)};
 
   return json{
       {"version", "1.0"},
@@ -304,11 +315,7 @@ nlohmann::json llama_tokenizer_json(const std::vector<SentencePiece>& pieces,
       {"added_tokens", std::move(added)},
       {"normalizer", nullptr},
       {"pre_tokenizer", std::move(pre_tokenizer)},
-      {"post_processor",
-       {{"type", "TemplateProcessing"},
-        {"single", std::move(single)},
-        {"pair", std::move(pair)},
-        {"special_tokens", std::move(special_tokens)}}},
+      {"post_processor", bos_eos_template_json(bos, eos)},
       {"decoder", {{"type", "Sequence"}, {"decoders", std::move(decoders)}}},
       {"model",
        {{"type", "BPE"},
@@ -325,10 +332,12 @@ nlohmann::json llama_tokenizer_json(const std::vector<SentencePiece>& pieces,
 
 Tokenizer Tokenizer::from_sentencepiece(const std::filesystem::path& model_file,
                                         const SentencePieceOptions& options) {
-  Tokenizer t =
-      from_json(llama_tokenizer_json(read_sentencepiece_model(model_file),
-                                     MergeOrder::kById, options),
-                model_file.string());
+  const std::vector<SentencePiece> pieces =
+      read_sentencepiece_model(model_file);
+  Tokenizer t = from_json(
+      llama_tokenizer_json(pieces, generate_merges(pieces, MergeOrder::kById),
+                           options),
+      model_file.string());
   if (options.pad_token) {
     t.pad_ =
         PadToken{*t.token_to_id(*options.pad_token), 0, *options.pad_token};

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -69,14 +70,29 @@ std::vector<std::pair<std::string, std::string>> generate_merges(
     const std::vector<SentencePiece>& pieces, MergeOrder order);
 
 /// The tokenizer.json value transformers' LlamaTokenizer builds around a
-/// SentencePiece vocabulary: BPE (byte_fallback, fuse_unk, no unk token)
-/// with generated merges, Metaspace (prepend scheme from legacy and
-/// add_prefix_space, no split), Replace/ByteFallback/Fuse(/Strip) decoder,
-/// a BOS/EOS TemplateProcessing, and as added tokens the control pieces and
-/// the options' special tokens (special) and the user-defined pieces (not
-/// special).
-nlohmann::json llama_tokenizer_json(const std::vector<SentencePiece>& pieces,
-                                    MergeOrder order,
-                                    const SentencePieceOptions& options);
+/// SentencePiece vocabulary and its merges (generate_merges' or a GGUF
+/// file's): BPE (byte_fallback, fuse_unk, no unk token), Metaspace (prepend
+/// scheme from legacy and add_prefix_space, no split),
+/// Replace/ByteFallback/Fuse(/Strip) decoder, a BOS/EOS TemplateProcessing,
+/// and as added tokens the options' special tokens and the control pieces
+/// (special) and the user-defined pieces (not special).
+nlohmann::json llama_tokenizer_json(
+    const std::vector<SentencePiece>& pieces,
+    const std::vector<std::pair<std::string, std::string>>& merges,
+    const SentencePieceOptions& options);
+
+/// A special token of a post-processor template and its id.
+struct TemplateToken {
+  /// Token string.
+  std::string token;
+  /// Its id.
+  int64_t id = 0;
+};
+
+/// transformers' update_post_processor as a tokenizer.json TemplateProcessing
+/// value: "[bos:0] $A:0 [eos:0]" and for a pair the same again with type id
+/// 1, each special token only when given.
+nlohmann::json bos_eos_template_json(const std::optional<TemplateToken>& bos,
+                                     const std::optional<TemplateToken>& eos);
 
 }  // namespace peftcpp::data

@@ -164,6 +164,13 @@ class Tokenizer {
   static Tokenizer from_sentencepiece(const std::filesystem::path& model_file,
                                       const SentencePieceOptions& options = {});
 
+  /// Builds the tokenizer that GGUF tokenizer.* metadata describes (the
+  /// metadata object of gguf::GgufFile, as transformers' GGUF converter
+  /// builds it; see data/tokenizer/gguf_tokenizer.h); `where` names the
+  /// file in errors.
+  static Tokenizer from_gguf_metadata(const nlohmann::json& metadata,
+                                      std::string_view where);
+
   /// Loads a model folder: tokenizer.json when present (plus
   /// model_max_length and pad_token from tokenizer_config.json), else
   /// tokenizer.model (SentencePiece, with tokenizer_config.json's
