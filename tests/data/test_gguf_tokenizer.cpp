@@ -155,6 +155,19 @@ TEST_CASE(
   CHECK(info.chat_template == std::optional<std::string>("{{ messages }}"));
 }
 
+TEST_CASE(
+    "Byte-level GGUF vocabularies with the llama-bpe and qwen2 pre types "
+    "split as transformers splits them",
+    "[tokenizer][gguf]") {
+  for (const auto& [pre, m] : manifest().at("split_pres").items()) {
+    INFO(pre);
+    const GgufFile file = GgufFile::open(m.at("path").get<std::string>());
+    const Tokenizer tok = tokenizer_from_gguf(file);
+    check_cases(tok, m.at("cases_name"), m.at("cases").get<size_t>());
+    CHECK(tok.encode("hi").ids.front() == 1);  // add_bos_token true
+  }
+}
+
 TEST_CASE("GGUF tokenizers that are not supported are refused by name",
           "[tokenizer][gguf]") {
   const std::string model = error_of(fixtures() / "files/unknown_model.gguf");
