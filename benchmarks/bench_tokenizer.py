@@ -2,6 +2,10 @@
 Tokenizer (C++, benchmarks/bench_tokenizer.cpp) against HF `tokenizers`
 (Rust, from Python) and transformers' tokenizer call, on this machine, same
 tokenizer (all-MiniLM-L6-v2), same options ([CLS] ... [SEP], no padding).
+With --bpe DIR (default: <build>/fixtures/bpe_tokenizer/gpt2 when the
+fixtures exist) the same rows follow for that GPT-2 style byte-level BPE
+tokenizer (tests/fixtures/make_bpe_tokenizer.py), without the transformers
+row.
 
 Timed: the encode calls only (loading and file reading excluded); median of
 --repeats runs after one warm-up. "batch" uses all cores on both sides
@@ -10,6 +14,7 @@ one sentence after another on one core. The C++ ids are checked against
 HF's through a checksum before anything is reported.
 
   python benchmarks/bench_tokenizer.py [--bin build/bin/bench_tokenizer] [--repeats 20]
+                                       [--bpe DIR]
 """
 
 import argparse
@@ -43,40 +48,32 @@ def checksum(all_ids):
     return sum(i * (k + 1) for ids in all_ids for k, i in enumerate(ids))
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(REPO, "build", "bin", "bench_tokenizer"))
-    ap.add_argument("--repeats", type=int, default=20)
-    args = ap.parse_args()
-    if not os.path.isfile(args.bin):
-        sys.exit(f"[bench_tokenizer] expected the C++ program at {args.bin}, got no such "
-                 f"file (hint: cmake --build build --target bench_tokenizer)")
-
+def bench(bin_path, model, sentences, repeats, with_transformers):
+    """Rows (name, seconds) for one tokenizer folder, and its token count."""
     from tokenizers import Tokenizer
-    from transformers import AutoTokenizer
-    sentences = sst2_dev_sentences()
-    model = minilm_dir()
     rust = Tokenizer.from_file(os.path.join(model, "tokenizer.json"))
     rust.no_truncation()
     rust.no_padding()
-    hf = AutoTokenizer.from_pretrained(model)
 
     ids = [e.ids for e in rust.encode_batch(sentences)]
     n_tokens = sum(len(x) for x in ids)
     rows = [
         ("HF tokenizers encode_batch (Rust, all cores)",
-         median_time(lambda: rust.encode_batch(sentences), args.repeats)),
+         median_time(lambda: rust.encode_batch(sentences), repeats)),
         ("HF tokenizers encode, one by one",
-         median_time(lambda: [rust.encode(s) for s in sentences], args.repeats)),
-        ("transformers tokenizer(list) (Rust underneath)",
-         median_time(lambda: hf(sentences), args.repeats)),
+         median_time(lambda: [rust.encode(s) for s in sentences], repeats)),
     ]
+    if with_transformers:
+        from transformers import AutoTokenizer
+        hf = AutoTokenizer.from_pretrained(model)
+        rows.append(("transformers tokenizer(list) (Rust underneath)",
+                     median_time(lambda: hf(sentences), repeats)))
 
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
         f.write("\n".join(sentences) + "\n")
         path = f.name
     try:
-        out = subprocess.run([args.bin, model, path, str(args.repeats)], check=True,
+        out = subprocess.run([bin_path, model, path, str(repeats)], check=True,
                              capture_output=True, text=True).stdout
     finally:
         os.unlink(path)
@@ -89,14 +86,35 @@ def main() -> int:
         ("peftcpp encode_batch (C++, all cores)", statistics.median(cpp["batch_s"])),
         ("peftcpp encode, one by one", statistics.median(cpp["sequential_s"])),
     ]
+    return rows, n_tokens
 
-    print(f"SST-2 dev: {len(sentences)} sentences, {n_tokens} tokens (identical ids); "
-          f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
-          f"median of {args.repeats}\n")
-    print("| tokenizer | ms | sentences/s | tokens/s |")
-    print("|---|---:|---:|---:|")
-    for name, t in rows:
-        print(f"| {name} | {t * 1e3:.2f} | {len(sentences) / t:,.0f} | {n_tokens / t:,.0f} |")
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(REPO, "build", "bin", "bench_tokenizer"))
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--bpe", default=os.path.join(REPO, "build", "fixtures", "bpe_tokenizer",
+                                                  "gpt2"),
+                    help="folder of a byte-level BPE tokenizer.json (skipped when missing)")
+    args = ap.parse_args()
+    if not os.path.isfile(args.bin):
+        sys.exit(f"[bench_tokenizer] expected the C++ program at {args.bin}, got no such "
+                 f"file (hint: cmake --build build --target bench_tokenizer)")
+
+    sentences = sst2_dev_sentences()
+    runs = [("all-MiniLM-L6-v2 (WordPiece)", minilm_dir(), True)]
+    if os.path.isfile(os.path.join(args.bpe, "tokenizer.json")):
+        runs.append(("GPT-2 style byte-level BPE", args.bpe, False))
+    for title, model, with_transformers in runs:
+        rows, n_tokens = bench(args.bin, model, sentences, args.repeats, with_transformers)
+        print(f"{title}, SST-2 dev: {len(sentences)} sentences, {n_tokens} tokens "
+              f"(identical ids); {os.cpu_count()} cores, "
+              f"{platform.processor() or platform.machine()}; median of {args.repeats}\n")
+        print("| tokenizer | ms | sentences/s | tokens/s |")
+        print("|---|---:|---:|---:|")
+        for name, t in rows:
+            print(f"| {name} | {t * 1e3:.2f} | {len(sentences) / t:,.0f} | {n_tokens / t:,.0f} |")
+        print()
     return 0
 
 

@@ -70,10 +70,10 @@ Bpe::Bpe(const std::vector<std::pair<std::string, int64_t>>& vocab,
   const auto id_of = [&](const std::string& token, size_t rank) {
     const auto it = vocab_.find(token);
     if (it == vocab_.end()) {
-      throw std::runtime_error(error_message(
-          "Bpe", "merge tokens that are in the vocabulary",
-          "\"" + token + "\" in merge " + std::to_string(rank),
-          "the vocab and merges come from different tokenizers"));
+      throw std::runtime_error(
+          error_message("Bpe", "merge tokens that are in the vocabulary",
+                        "\"" + token + "\" in merge " + std::to_string(rank),
+                        "the vocab and merges come from different tokenizers"));
     }
     return it->second;
   };
@@ -86,8 +86,7 @@ Bpe::Bpe(const std::vector<std::pair<std::string, int64_t>>& vocab,
     const std::string merged = a + b.substr(std::min(prefix_len, b.size()));
     const int64_t new_id = id_of(merged, rank);
     // A repeated pair keeps its last rank, as HF's map collection does.
-    merges_[pair_key(a_id, b_id)] =
-        Merge{static_cast<uint32_t>(rank), new_id};
+    merges_[pair_key(a_id, b_id)] = Merge{static_cast<uint32_t>(rank), new_id};
   }
   if (options_.unk_token) {
     const auto it = vocab_.find(*options_.unk_token);
@@ -119,8 +118,8 @@ std::vector<int64_t> Bpe::merge_word(std::string_view w) const {
   std::optional<int64_t> pending_unk;  // an unk not yet emitted (fuse_unk)
   std::string s;
   for (size_t i = 0; i < w.size();) {
-    const size_t n = std::min(char_length(static_cast<unsigned char>(w[i])),
-                              w.size() - i);
+    const size_t n =
+        std::min(char_length(static_cast<unsigned char>(w[i])), w.size() - i);
     const bool is_first = i == 0;
     const bool is_last = i + n == w.size();
     s.clear();
@@ -324,9 +323,8 @@ std::unique_ptr<Bpe> Bpe::from_json(const nlohmann::json& j,
   const auto merges_it = j.find("merges");
   if (merges_it != j.end() && !merges_it->is_null()) {
     if (!merges_it->is_array()) {
-      throw std::runtime_error(error_message(json_path(where, "merges"),
-                                             "an array",
-                                             merges_it->type_name()));
+      throw std::runtime_error(error_message(
+          json_path(where, "merges"), "an array", merges_it->type_name()));
     }
     merges.reserve(merges_it->size());
     for (size_t i = 0; i < merges_it->size(); ++i) {

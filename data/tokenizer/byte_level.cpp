@@ -18,8 +18,8 @@ struct ByteTables {
   ByteTables() {
     char32_t next = 256;
     for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= '!' && b <= '~') ||
-                             (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+      const bool printable =
+          (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
       const char32_t cp = printable ? static_cast<char32_t>(b) : next++;
       unicode::append_utf8(char_of[b], cp);
       byte_of[cp] = static_cast<unsigned char>(b);
@@ -32,7 +32,9 @@ const ByteTables& tables() {
   return kTables;
 }
 
-bool is_cont(unsigned char b) { return (b & 0xC0) == 0x80; }
+bool is_cont(unsigned char b) {
+  return (b & 0xC0) == 0x80;
+}
 
 // Length of the valid UTF-8 sequence at s[i], or 0 with `bad` set to the
 // length of the invalid prefix Rust's Utf8Chunks reports (at least 1).

@@ -1,7 +1,7 @@
 #include "data/tokenizer/normalizer.h"
 
-#include <nlohmann/json.hpp>
 #include <utf8proc.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <stdexcept>
@@ -117,14 +117,14 @@ void UnicodeNormalizer::normalize(std::string& text) const {
       break;
   }
   utf8proc_uint8_t* out = nullptr;
-  const utf8proc_ssize_t n = utf8proc_map(
-      reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-      static_cast<utf8proc_ssize_t>(text.size()), &out,
-      static_cast<utf8proc_option_t>(options));
+  const utf8proc_ssize_t n =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                   static_cast<utf8proc_ssize_t>(text.size()), &out,
+                   static_cast<utf8proc_option_t>(options));
   if (n < 0) {
-    throw std::runtime_error(error_message(
-        "UnicodeNormalizer", "text utf8proc can normalize",
-        utf8proc_errmsg(n)));
+    throw std::runtime_error(error_message("UnicodeNormalizer",
+                                           "text utf8proc can normalize",
+                                           utf8proc_errmsg(n)));
   }
   text.assign(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
   std::free(out);
@@ -247,14 +247,13 @@ std::unique_ptr<Normalizer> normalizer_from_json(const nlohmann::json& j,
   if (type == "Sequence") {
     const auto it = j.find("normalizers");
     if (it == j.end() || !it->is_array()) {
-      throw std::runtime_error(error_message(json_path(where, "normalizers"),
-                                             "an array", "none"));
+      throw std::runtime_error(
+          error_message(json_path(where, "normalizers"), "an array", "none"));
     }
     std::vector<std::unique_ptr<Normalizer>> steps;
     for (size_t i = 0; i < it->size(); ++i) {
       auto step = normalizer_from_json(
-          (*it)[i],
-          json_path(where, "normalizers[" + std::to_string(i) + "]"));
+          (*it)[i], json_path(where, "normalizers[" + std::to_string(i) + "]"));
       if (step)
         steps.push_back(std::move(step));
     }

@@ -128,7 +128,9 @@ Encoding TemplateProcessing::process(Encoding first,
   return out;
 }
 
-size_t PlainProcessing::added_tokens(bool /*is_pair*/) const { return 0; }
+size_t PlainProcessing::added_tokens(bool /*is_pair*/) const {
+  return 0;
+}
 
 Encoding PlainProcessing::process(Encoding first,
                                   std::optional<Encoding> second,

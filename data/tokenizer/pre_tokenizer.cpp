@@ -155,8 +155,7 @@ void MetaspacePreTokenizer::pre_tokenize(std::string_view text,
     return;
   }
   const char32_t r = replacement_cp_;
-  split_spans(stored,
-              match_chars(stored, [r](char32_t c) { return c == r; }),
+  split_spans(stored, match_chars(stored, [r](char32_t c) { return c == r; }),
               SplitBehavior::kMergedWithNext, out.words);
 }
 
@@ -220,8 +219,8 @@ PrependScheme prepend_scheme_from_json(const nlohmann::json& j,
     return PrependScheme::kFirst;
   if (name == "never")
     return PrependScheme::kNever;
-  throw std::runtime_error(error_message(at, "\"always\", \"first\" or \"never\"",
-                                         "\"" + name + "\""));
+  throw std::runtime_error(error_message(
+      at, "\"always\", \"first\" or \"never\"", "\"" + name + "\""));
 }
 
 }  // namespace
@@ -269,8 +268,7 @@ std::unique_ptr<PreTokenizer> pre_tokenizer_from_json(const nlohmann::json& j,
   if (type == "Metaspace") {
     const auto replacement =
         json_get_or<std::string>(j, "replacement", "\xE2\x96\x81", where);
-    if (replacement.empty() ||
-        unicode::count_code_points(replacement) != 1) {
+    if (replacement.empty() || unicode::count_code_points(replacement) != 1) {
       throw std::runtime_error(error_message(json_path(where, "replacement"),
                                              "one character",
                                              "\"" + replacement + "\""));
@@ -282,14 +280,14 @@ std::unique_ptr<PreTokenizer> pre_tokenizer_from_json(const nlohmann::json& j,
   if (type == "Sequence") {
     const auto it = j.find("pretokenizers");
     if (it == j.end() || !it->is_array()) {
-      throw std::runtime_error(error_message(json_path(where, "pretokenizers"),
-                                             "an array", "none"));
+      throw std::runtime_error(
+          error_message(json_path(where, "pretokenizers"), "an array", "none"));
     }
     std::vector<std::unique_ptr<PreTokenizer>> steps;
     for (size_t i = 0; i < it->size(); ++i) {
       auto step = pre_tokenizer_from_json(
-          (*it)[i], json_path(where, "pretokenizers[" + std::to_string(i) +
-                                         "]"));
+          (*it)[i],
+          json_path(where, "pretokenizers[" + std::to_string(i) + "]"));
       if (step)
         steps.push_back(std::move(step));
     }

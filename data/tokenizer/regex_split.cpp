@@ -132,8 +132,8 @@ Pattern Pattern::from_json(const nlohmann::json& j, std::string_view where) {
   if (j.is_object() && j.size() == 1 && j.contains("Regex") &&
       j.at("Regex").is_string()) {
     Pattern p;
-    p.regex_ = std::make_shared<const Regex>(j.at("Regex").get<std::string>(),
-                                             where);
+    p.regex_ =
+        std::make_shared<const Regex>(j.at("Regex").get<std::string>(), where);
     return p;
   }
   throw std::runtime_error(error_message(
@@ -179,11 +179,11 @@ SplitBehavior split_behavior_from_string(const std::string& name,
     return SplitBehavior::kMergedWithNext;
   if (name == "Contiguous")
     return SplitBehavior::kContiguous;
-  throw std::runtime_error(error_message(
-      where,
-      "a split behavior (Removed, Isolated, MergedWithPrevious, "
-      "MergedWithNext, Contiguous)",
-      "\"" + name + "\""));
+  throw std::runtime_error(
+      error_message(where,
+                    "a split behavior (Removed, Isolated, MergedWithPrevious, "
+                    "MergedWithNext, Contiguous)",
+                    "\"" + name + "\""));
 }
 
 std::vector<MatchSpan> cover_with_gaps(

@@ -74,8 +74,8 @@ std::vector<json> read_cases(const std::string& name) {
   return out;
 }
 
-std::string show_case(const json& c, const std::string& what,
-                      const json& want, const json& got) {
+std::string show_case(const json& c, const std::string& what, const json& want,
+                      const json& got) {
   std::string out = what + " differ for text " + c.at("text").dump();
   if (!c.at("pair").is_null())
     out += " / pair " + c.at("pair").dump();
@@ -138,10 +138,9 @@ void check_parity(const std::string& name) {
   for (const std::string& example : examples)
     UNSCOPED_INFO(example);
   INFO(name << ": " << cases.size() << " cases");
-  for (const char* field :
-       {"ids", "tokens", "type_ids", "special_tokens_mask",
-        "ids without special tokens", "decode",
-        "decode(skip_special_tokens)"}) {
+  for (const char* field : {"ids", "tokens", "type_ids", "special_tokens_mask",
+                            "ids without special tokens", "decode",
+                            "decode(skip_special_tokens)"}) {
     INFO(field);
     CHECK(mismatches[field] == 0);
   }
@@ -252,8 +251,7 @@ TEST_CASE("Byte-level decoding repairs invalid UTF-8 as Rust's lossy decoding",
   CHECK(utf8_lossy("a\xE2\x82") == "a\xEF\xBF\xBD");
   CHECK(utf8_lossy("\xF0\x9F\x98\x80") == "\xF0\x9F\x98\x80");
   CHECK(utf8_lossy("\xC0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD");
-  CHECK(utf8_lossy("\xED\xA0\x80x") ==
-        "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDx");
+  CHECK(utf8_lossy("\xED\xA0\x80x") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDx");
   CHECK(to_byte_level(" \n") == "\xC4\xA0\xC4\x8A");  // "Ġ", "Ċ"
 }
 
@@ -296,8 +294,9 @@ TEST_CASE("BPE loading errors name the file, the value and the choices",
                             {"pattern", {{"Regex", "(unclosed"}}},
                             {"behavior", "Isolated"},
                             {"invert", false}};
-  CHECK_THAT(message(regex), Catch::Contains("mem.json: pre_tokenizer.pattern") &&
-                                 Catch::Contains("(unclosed"));
+  CHECK_THAT(message(regex),
+             Catch::Contains("mem.json: pre_tokenizer.pattern") &&
+                 Catch::Contains("(unclosed"));
 
   json behavior = regex;
   behavior["pre_tokenizer"]["pattern"] = {{"String", "-"}};
@@ -308,7 +307,8 @@ TEST_CASE("BPE loading errors name the file, the value and the choices",
 
 TEST_CASE("Tokenizer::from_json builds the same tokenizer as from_file",
           "[tokenizer][bpe]") {
-  const fs::path path = tokenizer_path(manifest().at("tokenizers").at("llama3"));
+  const fs::path path =
+      tokenizer_path(manifest().at("tokenizers").at("llama3"));
   const Tokenizer a = Tokenizer::from_json(read_json(path), path.string());
   const Tokenizer& b = load("llama3");
   const std::string text = "Hello world, it's 12345 tokens!\n\n  ok";

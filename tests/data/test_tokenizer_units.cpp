@@ -284,16 +284,16 @@ TEST_CASE("Loading errors name the file and the problem",
     const char* expected;
   };
   for (const Case& c :
-       {Case{"normalizer", R"({"type": "NFKC"})",
-             "supported type (BertNormalizer)"},
-        Case{"pre_tokenizer", R"({"type": "ByteLevel"})",
-             "supported type (BertPreTokenizer)"},
-        Case{"model", R"({"type": "BPE", "vocab": {}, "merges": []})",
-             "supported type (WordPiece)"},
-        Case{"post_processor", R"({"type": "ByteLevel"})",
+       {Case{"normalizer", R"({"type": "NoSuchNormalizer"})",
+             "supported type (BertNormalizer, NFC,"},
+        Case{"pre_tokenizer", R"({"type": "NoSuchPreTokenizer"})",
+             "supported type (BertPreTokenizer, ByteLevel,"},
+        Case{"model", R"({"type": "Unigram", "vocab": []})",
+             "supported type (WordPiece, BPE)"},
+        Case{"post_processor", R"({"type": "NoSuchProcessor"})",
              "TemplateProcessing, BertProcessing, RobertaProcessing"},
-        Case{"decoder", R"({"type": "Metaspace"})",
-             "supported type (WordPiece)"}}) {
+        Case{"decoder", R"({"type": "CTC"})",
+             "supported type (WordPiece, ByteLevel,"}}) {
     json j = tiny_json();
     j[c.part] = json::parse(c.value);
     const fs::path p = write_to(dir, std::string(c.part) + ".json", j.dump());
