@@ -25,6 +25,18 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool bias) {
   reset_parameters();
 }
 
+void LinearImpl::tie_weight(const at::Tensor& shared) {
+  if (shared.dim() != 2 || shared.sizes() != weight.sizes()) {
+    throw std::invalid_argument(
+        "[Linear::tie_weight] expected a weight of the layer's shape [" +
+        std::to_string(weight.size(0)) + ", " + std::to_string(weight.size(1)) +
+        "], got one of " + std::to_string(shared.dim()) + " dimensions " +
+        "or another shape");
+  }
+  parameters_["weight"] = shared;
+  weight = shared;
+}
+
 void LinearImpl::reset_parameters() {
   // nn.Linear's init: kaiming_uniform(a=sqrt(5)) == U(-1/sqrt(in), 1/sqrt(in))
   torch::NoGradGuard no_grad;

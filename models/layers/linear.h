@@ -88,6 +88,9 @@ class LinearImpl : public torch::nn::Module {
   int64_t out_features() const { return weight.size(0); }
 
   void reset_parameters();
+  /// Makes `weight` this very tensor (same storage, same autograd leaf):
+  /// tied embeddings, an lm_head that is the input embedding table.
+  void tie_weight(const at::Tensor& shared);
   void pretty_print(std::ostream& stream) const override;
 
   at::Tensor weight;  ///< [out_features, in_features]
