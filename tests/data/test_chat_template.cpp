@@ -182,7 +182,7 @@ TEST_CASE(
     }
     ++compared;
   }
-  CHECK(compared == 43);
+  CHECK(compared == 47);
 }
 
 TEST_CASE(
