@@ -182,7 +182,7 @@ TEST_CASE(
     }
     ++compared;
   }
-  CHECK(compared == 47);
+  CHECK(compared == 49);
 }
 
 TEST_CASE(
