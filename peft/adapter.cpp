@@ -3,12 +3,18 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "common/error.h"
 #include "peft/linear_hook_adapter.h"
 
 namespace peftcpp::peft {
+
+bool is_conv1d(const ModelInfo& info, const std::string& module) {
+  return std::find(info.conv1d_modules.begin(), info.conv1d_modules.end(),
+                   module) != info.conv1d_modules.end();
+}
 
 void Adapter::merge(bool /*safe*/) {
   throw std::invalid_argument(

@@ -39,7 +39,18 @@ struct ModelInfo {
   int64_t num_layers = 0;
   int64_t num_attention_heads = 0;
   int64_t vocab_size = 0;
+  /// Decoders with a num_key_value_heads setting (the LLaMA family): the
+  /// key/value heads and their size, which shape prefix tuning's prefix
+  /// (PEFT's grouped-query rule). 0 for models without the setting.
+  int64_t num_key_value_heads = 0;
+  int64_t head_dim = 0;
+  /// Linear layers a Hugging Face checkpoint stores as Conv1D ([in, out]
+  /// weights, GPT-2): PEFT records them as fan_in_fan_out in the config.
+  std::vector<std::string> conv1d_modules;
 };
+
+/// Whether `module` is one of `info`'s Conv1D layers.
+bool is_conv1d(const ModelInfo& info, const std::string& module);
 
 /// What a method is given when it is added to a model.
 struct AdapterContext {

@@ -126,7 +126,7 @@ defaults() {
           {"gpt2", {{"c_attn", "mlp.c_proj"}, {"mlp.c_proj"}}},
           {"llama", {{"k_proj", "v_proj", "down_proj"}, {"down_proj"}}},
           {"mistral", {{"k_proj", "v_proj", "down_proj"}, {"down_proj"}}},
-          {"qwen2", {{"k_proj", "v_proj", "down_proj"}, {"down_proj"}}},
+          {"qwen2", {{"q_proj", "v_proj", "down_proj"}, {"down_proj"}}},
       };
   return kDefaults;
 }
@@ -184,9 +184,12 @@ std::unique_ptr<Adapter> add_ia3(const AdapterContext& ctx,
   const TargetSpec spec{config.target_modules, config.exclude_modules,
                         config.layers_to_transform, config.layers_pattern,
                         ctx.modules_to_save};
+  const auto layers = select_target_linears(*ctx.root, spec, where);
+  // As PEFT: the last targeted layer's kind (Conv1D or not) is what the
+  // config records; our [out, in] weights need no transposing.
+  config.fan_in_fan_out = is_conv1d(ctx.info, layers.back().first);
   auto adapter = std::make_unique<LinearHookAdapter<Ia3Hook>>(name, "ia3");
-  for (const auto& [module_name, layer] :
-       select_target_linears(*ctx.root, spec, where)) {
+  for (const auto& [module_name, layer] : layers) {
     // PEFT: a string is a full regex match, a list entry a name suffix
     // (plain endswith, no dot required).
     bool feedforward = false;

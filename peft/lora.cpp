@@ -324,6 +324,10 @@ std::unique_ptr<Adapter> add_lora(const AdapterContext& ctx,
                         ctx.modules_to_save};
   const auto layers =
       select_target_linears(*ctx.root, spec, "add_lora(" + name + ")");
+  // PEFT writes the weight layout into the config: each targeted layer sets
+  // fan_in_fan_out to whether it is a Conv1D, so the last one decides. Our
+  // weights are [out, in] either way, so the hooks do not need it.
+  config.fan_in_fan_out = is_conv1d(ctx.info, layers.back().first);
   auto adapter = std::make_unique<LoraAdapter>(name);
   for (const auto& [module_name, layer] : layers) {
     const int64_t* r = find_pattern_value(config.rank_pattern, module_name);

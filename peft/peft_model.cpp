@@ -14,6 +14,7 @@
 #include "peft/modules_to_save.h"
 #include "peft/peft_model_entry.h"
 #include "peft/prompt_learning.h"
+#include "peft/wrapped_model.h"
 
 namespace peftcpp::peft {
 
@@ -71,19 +72,16 @@ AdaptersDisabled::~AdaptersDisabled() {
 // --- construction and management --------------------------------------------
 
 PeftModelImpl::PeftModelImpl(models::LoadedEncoder base)
-    : base_(std::move(base)) {
-  const models::EncoderConfig& c = base_.config;
-  info_.model_type = c.model_type;
-  info_.hidden_size = c.hidden_size;
-  info_.num_layers = c.num_hidden_layers;
-  info_.num_attention_heads = c.num_attention_heads;
-  info_.vocab_size = c.vocab_size;
-  if (base_.has_classifier())
-    register_module("base_model", base_.classifier.ptr());
-  else
-    register_module("base_model", base_.encoder.ptr());
+    : PeftModelImpl(std::make_unique<WrappedEncoder>(std::move(base))) {}
+
+PeftModelImpl::PeftModelImpl(models::LoadedDecoder base)
+    : PeftModelImpl(std::make_unique<WrappedDecoder>(std::move(base))) {}
+
+PeftModelImpl::PeftModelImpl(std::unique_ptr<WrappedModel> base)
+    : base_(std::move(base)), info_(base_->info()) {
+  register_module("base_model", base_->module());
   prompt_encoder_ = register_module("prompt_encoder", torch::nn::ModuleDict());
-  for (auto& p : base_.module().parameters())
+  for (auto& p : base_->module()->parameters())
     p.set_requires_grad(false);
 }
 
@@ -105,15 +103,30 @@ void PeftModelImpl::add_adapter(const std::string& name,
   // PEFT's PeftModelForSequenceClassification trains and saves the head:
   // "classifier" and "score" join modules_to_save.
   bool head_required = cfg.modules_to_save.has_value();
+  if (cfg.task_type == "CAUSAL_LM" && !base_->is_causal_lm()) {
+    throw std::invalid_argument(error_message(
+        "add_adapter", "a causal language model for task_type CAUSAL_LM",
+        base_->model_class(),
+        base_->has_classifier() ? "use task_type SEQ_CLS for a classifier"
+                                : "use task_type FEATURE_EXTRACTION"));
+  }
+  if (std::holds_alternative<BottleneckConfig>(cfg.method) && is_decoder()) {
+    throw std::invalid_argument(error_message(
+        "add_adapter", "an encoder for a bottleneck adapter",
+        base_->model_class(),
+        "decoder blocks have no adapter slots yet; use LoRA, (IA)^3 or a "
+        "prompt method"));
+  }
   if (cfg.task_type == "SEQ_CLS") {
-    if (!base_.has_classifier()) {
-      throw std::invalid_argument(
-          error_message("add_adapter",
-                        "a model with a classification head for task_type "
-                        "SEQ_CLS",
-                        "a bare encoder",
-                        "load the model with a head, or use task_type "
-                        "FEATURE_EXTRACTION"));
+    if (!base_->has_classifier()) {
+      throw std::invalid_argument(error_message(
+          "add_adapter",
+          "a model with a classification head for task_type SEQ_CLS",
+          base_->model_class(),
+          is_decoder() ? "load a ...ForSequenceClassification, or use "
+                         "task_type CAUSAL_LM"
+                       : "load the model with a head, or use task_type "
+                         "FEATURE_EXTRACTION"));
     }
     std::vector<std::string> names =
         cfg.modules_to_save.value_or(std::vector<std::string>{});
@@ -125,11 +138,11 @@ void PeftModelImpl::add_adapter(const std::string& name,
   }
 
   AdapterContext ctx;
-  ctx.root = &base_.module();
+  ctx.root = base_->module().get();
   ctx.info = info_;
   ctx.modules_to_save =
       cfg.modules_to_save.value_or(std::vector<std::string>{});
-  ctx.word_embeddings = base_.base()->embeddings->word_embeddings;
+  ctx.word_embeddings = base_->word_embeddings();
   ctx.prompt_encoders = prompt_encoder_;
   ctx.inference_mode = cfg.inference_mode;
 
@@ -262,14 +275,20 @@ void PeftModelImpl::update_trainable() {
 
 // --- forward ----------------------------------------------------------------
 
+const Adapter* PeftModelImpl::active_prompt_method() const {
+  if (disabled_ || active_.empty())
+    return nullptr;
+  const Adapter& method = *entry(active_, "forward").method;
+  return method.num_virtual_tokens() > 0 ? &method : nullptr;
+}
+
 models::EncoderInputs PeftModelImpl::with_prompt(
     const models::EncoderInputs& inputs) {
-  if (disabled_ || active_.empty())
+  const Adapter* active = active_prompt_method();
+  if (active == nullptr)
     return inputs;
-  const Adapter& method = *entry(active_, "forward").method;
+  const Adapter& method = *active;
   const int64_t p = method.num_virtual_tokens();
-  if (p == 0)
-    return inputs;
   const at::Tensor& ref =
       inputs.input_ids.defined() ? inputs.input_ids : inputs.inputs_embeds;
   TORCH_CHECK(ref.defined(),
@@ -287,7 +306,7 @@ models::EncoderInputs PeftModelImpl::with_prompt(
     at::Tensor embeds =
         inputs.inputs_embeds.defined()
             ? inputs.inputs_embeds
-            : base_.base()->embeddings->word_embeddings(inputs.input_ids);
+            : base_->word_embeddings()->forward(inputs.input_ids);
     out.inputs_embeds =
         at::cat({prompts.to(embeds.scalar_type()), embeds}, /*dim=*/1);
     out.input_ids = at::Tensor();
@@ -315,17 +334,18 @@ models::EncoderInputs PeftModelImpl::with_prompt(
 }
 
 at::Tensor PeftModelImpl::forward(const models::EncoderInputs& inputs) {
-  if (!base_.has_classifier()) {
+  models::LoadedEncoder& encoder = encoder_for("PeftModel::forward");
+  if (!encoder.has_classifier()) {
     throw std::invalid_argument(error_message(
         "PeftModel::forward", "a model with a classification head",
         "a bare encoder", "use encode() for hidden states"));
   }
-  return base_.classifier->forward(with_prompt(inputs));
+  return encoder.classifier->forward(with_prompt(inputs));
 }
 
 models::EncoderOutput PeftModelImpl::encode(
     const models::EncoderInputs& inputs) {
-  return base_.base()->forward(with_prompt(inputs));
+  return encoder_for("PeftModel::encode").base()->forward(with_prompt(inputs));
 }
 
 // --- merging
@@ -370,7 +390,7 @@ bool PeftModelImpl::merged() const {
   return !active_.empty() && entry(active_, "merged").method->merged();
 }
 
-models::LoadedEncoder PeftModelImpl::merge_and_unload(bool safe) {
+void PeftModelImpl::merge_and_remove_all(bool safe) {
   if (!active_.empty() && !merged())
     merge_adapter(safe);
   for (auto& e : entries_) {
@@ -379,7 +399,57 @@ models::LoadedEncoder PeftModelImpl::merge_and_unload(bool safe) {
   }
   entries_.clear();
   active_.clear();
-  return base_;
+}
+
+models::LoadedEncoder PeftModelImpl::merge_and_unload(bool safe) {
+  models::LoadedEncoder& encoder = encoder_for("merge_and_unload");
+  merge_and_remove_all(safe);
+  return encoder;
+}
+
+// --- the wrapped model
+// --------------------------------------------------------
+
+models::LoadedEncoder& PeftModelImpl::encoder_for(
+    const std::string& where) const {
+  auto* wrapped = dynamic_cast<WrappedEncoder*>(base_.get());
+  if (wrapped == nullptr) {
+    throw std::invalid_argument(
+        error_message(where, "a PeftModel of an encoder",
+                      base_->model_class() + " (a decoder-only model)",
+                      "use the decoder overloads (DecoderInputs, "
+                      "merge_and_unload_decoder, decoder())"));
+  }
+  return wrapped->loaded;
+}
+
+models::LoadedDecoder& PeftModelImpl::decoder_for(
+    const std::string& where) const {
+  auto* wrapped = dynamic_cast<WrappedDecoder*>(base_.get());
+  if (wrapped == nullptr) {
+    throw std::invalid_argument(error_message(
+        where, "a PeftModel of a decoder-only model",
+        base_->model_class() + " (an encoder)",
+        "use the encoder overloads (EncoderInputs, merge_and_unload, "
+        "base())"));
+  }
+  return wrapped->loaded;
+}
+
+models::LoadedEncoder& PeftModelImpl::base() {
+  return encoder_for("PeftModel::base");
+}
+const models::LoadedEncoder& PeftModelImpl::base() const {
+  return encoder_for("PeftModel::base");
+}
+models::LoadedDecoder& PeftModelImpl::decoder() {
+  return decoder_for("PeftModel::decoder");
+}
+const models::LoadedDecoder& PeftModelImpl::decoder() const {
+  return decoder_for("PeftModel::decoder");
+}
+bool PeftModelImpl::is_decoder() const {
+  return dynamic_cast<const WrappedDecoder*>(base_.get()) != nullptr;
 }
 
 // --- parameters

@@ -17,6 +17,7 @@
 #include "peft/adapterhub_folder.h"
 #include "peft/peft_model.h"
 #include "peft/peft_model_entry.h"
+#include "peft/wrapped_model.h"
 
 namespace peftcpp::peft {
 
@@ -46,13 +47,14 @@ void PeftModelImpl::save_adapter(const fs::path& dir,
   if (e.config.peft_type() == PeftType::kBottleneck) {
     const TensorMap head =
         e.head ? e.head->state_dict_to_save("") : TensorMap{};
-    std::string model_class = base_.config.architectures.empty()
+    const models::LoadedEncoder& encoder = encoder_for("save_adapter");
+    std::string model_class = encoder.config.architectures.empty()
                                   ? std::string()
-                                  : base_.config.architectures.front();
+                                  : encoder.config.architectures.front();
     save_adapterhub_folder(dir, e.name,
                            std::get<BottleneckConfig>(e.config.method), info_,
                            model_class, e.method->state_dict_to_save(""), head,
-                           base_.config.id2label);
+                           encoder.config.id2label);
     return;
   }
   const std::string prefix = saved_prefix(e.config.peft_type());
@@ -89,7 +91,7 @@ void PeftModelImpl::load_adapter(const fs::path& dir, const std::string& name,
     adapterhub = true;
     AdapterHubFolder folder = read_adapterhub_folder(dir);
     config.method = folder.config;
-    config.task_type = base_.has_classifier() && !folder.head_weights.empty()
+    config.task_type = base_->has_classifier() && !folder.head_weights.empty()
                            ? "SEQ_CLS"
                            : "FEATURE_EXTRACTION";
     weights = std::move(folder.adapter_weights);
@@ -121,7 +123,7 @@ void PeftModelImpl::load_adapter(const fs::path& dir, const std::string& name,
   // Base tensors the adapter trains (LoRA's bias policies) get overwritten
   // by load_saved: keep their values to put back if the load is refused.
   std::set<const void*> base_tensors;
-  for (const auto& p : base_.module().parameters())
+  for (const auto& p : base_->module()->parameters())
     base_tensors.insert(p.unsafeGetTensorImpl());
   const std::string previous_active = active_;
   add_adapter(name, to_add);

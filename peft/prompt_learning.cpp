@@ -2,14 +2,12 @@
 
 #include <torch/torch.h>
 
-#include <filesystem>
 #include <stdexcept>
-#include <system_error>
 #include <utility>
 #include <vector>
 
 #include "common/error.h"
-#include "data/tokenizer/tokenizer.h"
+#include "peft/prompt_tuning_text.h"
 
 namespace peftcpp::peft {
 
@@ -339,9 +337,12 @@ void complete(PromptLearningConfig& c, const ModelInfo& info) {
     c.num_attention_heads = info.num_attention_heads;
 }
 
-/// What every prompt method needs of its options and context.
+/// What every prompt method needs of its options and context. `token_dim`
+/// is the width the model needs (the hidden size, or the key/value width
+/// of a grouped-query prefix).
 void check_common(const char* where, const AdapterContext& ctx,
-                  const std::string& name, const PromptLearningConfig& c) {
+                  const std::string& name, const PromptLearningConfig& c,
+                  int64_t token_dim) {
   if (!ctx.prompt_encoders) {
     throw std::invalid_argument(error_message(
         where, "a context with prompt_encoders (the model's ModuleDict)",
@@ -362,13 +363,11 @@ void check_common(const char* where, const AdapterContext& ctx,
         std::to_string(c.num_transformer_submodules),
         "2 is for encoder-decoder models, which peftcpp does not have"));
   }
-  if (c.token_dim != ctx.info.hidden_size || c.token_dim < 1) {
-    throw std::invalid_argument(
-        error_message(where,
-                      "token_dim equal to the model's hidden size " +
-                          std::to_string(ctx.info.hidden_size),
-                      std::to_string(c.token_dim),
-                      "leave token_dim 0 to take it from the model"));
+  if (c.token_dim != token_dim || c.token_dim < 1) {
+    throw std::invalid_argument(error_message(
+        where, "token_dim equal to the model's " + std::to_string(token_dim),
+        std::to_string(c.token_dim),
+        "leave token_dim 0 to take it from the model"));
   }
 }
 
@@ -412,64 +411,6 @@ const at::Tensor& vocabulary_table(const AdapterContext& ctx,
   return ctx.word_embeddings->weight;
 }
 
-/// PEFT's TEXT init ids: tokenizer(init_text)["input_ids"] (special tokens
-/// included, as the tokenizer's __call__ adds them), cut to `total` or
-/// repeated ceil(total / n) times and cut.
-std::vector<int64_t> text_init_ids(const PromptTuningConfig& c, int64_t total,
-                                   int64_t vocab) {
-  constexpr const char* where = "add_prompt_tuning";
-  if (c.prompt_tuning_init_text.empty()) {
-    throw std::invalid_argument(error_message(
-        where, "prompt_tuning_init_text for prompt_tuning_init TEXT", "none"));
-  }
-  if (c.tokenizer_name_or_path.empty()) {
-    throw std::invalid_argument(error_message(
-        where,
-        "tokenizer_name_or_path (a tokenizer folder) for prompt_tuning_init "
-        "TEXT",
-        "none"));
-  }
-  std::error_code ec;
-  if (!std::filesystem::is_directory(c.tokenizer_name_or_path, ec)) {
-    throw std::invalid_argument(error_message(
-        where, "tokenizer_name_or_path naming a tokenizer folder",
-        quoted(c.tokenizer_name_or_path) + " (no such folder)",
-        "Hub names are not downloaded; pass the folder that holds "
-        "tokenizer.json or vocab.txt"));
-  }
-  const auto tokenizer =
-      data::Tokenizer::from_pretrained(c.tokenizer_name_or_path);
-  const data::Encoding enc = tokenizer.encode(c.prompt_tuning_init_text);
-  const std::vector<int64_t>& text_ids = enc.ids;
-  if (text_ids.empty()) {
-    throw std::invalid_argument(error_message(
-        where, "prompt_tuning_init_text that tokenizes to at least one token",
-        quoted(c.prompt_tuning_init_text) + " (no tokens)"));
-  }
-  for (size_t i = 0; i < text_ids.size(); ++i) {
-    if (text_ids[i] < 0 || text_ids[i] >= vocab) {
-      throw std::invalid_argument(error_message(
-          where,
-          "token ids of prompt_tuning_init_text below the model's vocabulary "
-          "size " +
-              std::to_string(vocab),
-          "id " + std::to_string(text_ids[i]) + " (" + quoted(enc.tokens[i]) +
-              ") from the tokenizer in " + quoted(c.tokenizer_name_or_path),
-          "the tokenizer does not belong to this model"));
-    }
-  }
-  std::vector<int64_t> ids;
-  ids.reserve(static_cast<size_t>(total));
-  while (static_cast<int64_t>(ids.size()) < total) {
-    for (const int64_t id : text_ids) {
-      if (static_cast<int64_t>(ids.size()) == total)
-        break;
-      ids.push_back(id);
-    }
-  }
-  return ids;
-}
-
 /// Copies the given vocabulary rows into the prompt table (detached, as
 /// float32 like PEFT's `.to(torch.float32)`).
 void copy_rows(torch::nn::Embedding& table, const at::Tensor& vocabulary,
@@ -487,7 +428,7 @@ std::unique_ptr<Adapter> add_prompt_tuning(const AdapterContext& ctx,
                                            PromptTuningConfig& config) {
   constexpr const char* where = "add_prompt_tuning";
   complete(config, ctx.info);
-  check_common(where, ctx, name, config);
+  check_common(where, ctx, name, config, ctx.info.hidden_size);
   const int64_t total =
       config.num_virtual_tokens * config.num_transformer_submodules;
   // nn.Embedding's N(0, 1) first, as PEFT (the draws below come after it).
@@ -506,7 +447,7 @@ std::unique_ptr<Adapter> add_prompt_tuning(const AdapterContext& ctx,
       }
       case PromptTuningInit::kText: {
         const at::Tensor& vocab = vocabulary_table(ctx, "TEXT");
-        const auto ids = text_init_ids(config, total, vocab.size(0));
+        const auto ids = prompt_init_text_ids(config, total, vocab.size(0));
         copy_rows(module->embedding, vocab,
                   torch::tensor(ids, torch::dtype(at::kLong)));
         break;
@@ -523,7 +464,7 @@ std::unique_ptr<Adapter> add_p_tuning(const AdapterContext& ctx,
   complete(config, ctx.info);
   if (config.encoder_hidden_size == 0)
     config.encoder_hidden_size = config.token_dim;
-  check_common(where, ctx, name, config);
+  check_common(where, ctx, name, config, ctx.info.hidden_size);
   const std::string& type = config.encoder_reparameterization_type;
   if (type == "LSTM" && !ctx.inference_mode) {
     // A saved LSTM adapter still runs: inference needs only its table.
@@ -557,9 +498,18 @@ std::unique_ptr<Adapter> add_prefix_tuning(const AdapterContext& ctx,
                                            PrefixTuningConfig& config) {
   constexpr const char* where = "add_prefix_tuning";
   complete(config, ctx.info);
+  // PEFT's grouped-query rule: a model with num_key_value_heads gets a
+  // prefix of its key/value heads, whatever the config said.
+  const int64_t kv_heads = ctx.info.num_key_value_heads;
+  if (kv_heads > 0) {
+    config.num_attention_heads = kv_heads;
+    config.token_dim = kv_heads * ctx.info.head_dim;
+  }
+  const int64_t heads = kv_heads > 0 ? kv_heads : ctx.info.num_attention_heads;
   if (config.encoder_hidden_size == 0)
     config.encoder_hidden_size = config.token_dim;
-  check_common(where, ctx, name, config);
+  check_common(where, ctx, name, config,
+               kv_heads > 0 ? config.token_dim : ctx.info.hidden_size);
   if (config.num_layers != ctx.info.num_layers) {
     throw std::invalid_argument(
         error_message(where,
@@ -577,13 +527,12 @@ std::unique_ptr<Adapter> add_prefix_tuning(const AdapterContext& ctx,
                           std::to_string(config.token_dim),
                       std::to_string(config.num_attention_heads)));
   }
-  if (config.num_attention_heads != ctx.info.num_attention_heads) {
-    throw std::invalid_argument(
-        error_message(where,
-                      "num_attention_heads equal to the model's " +
-                          std::to_string(ctx.info.num_attention_heads),
-                      std::to_string(config.num_attention_heads),
-                      "leave num_attention_heads 0 to take it from the model"));
+  if (config.num_attention_heads != heads) {
+    throw std::invalid_argument(error_message(
+        where,
+        "num_attention_heads equal to the model's " + std::to_string(heads),
+        std::to_string(config.num_attention_heads),
+        "leave num_attention_heads 0 to take it from the model"));
   }
   const bool projection = config.prefix_projection && !ctx.inference_mode;
   if (projection && config.encoder_hidden_size < 1) {

@@ -135,6 +135,11 @@ GenerationOutput generate(CausalLMImpl& model, const GenerationInputs& in,
   at::Tensor full_mask = at::cat(
       {at::ones({batch, prefix_length + virtual_length}, long_opts), mask}, 1);
   at::Tensor all_positions = positions_from_mask(full_mask);
+  // PEFT drops position ids when it puts prompt embeddings in front
+  // (prepare_inputs_for_generation), so the model counts positions from
+  // the first virtual token, padding included; a prefix keeps the
+  // mask-derived positions, moved on by its length.
+  const bool counted_positions = in.prompt_embeds.defined();
 
   const int64_t num_layers = model.config().num_hidden_layers;
   if (in.prefix != nullptr && in.prefix->num_layers() != num_layers) {
@@ -161,7 +166,8 @@ GenerationOutput generate(CausalLMImpl& model, const GenerationInputs& in,
   // Prefill.
   DecoderInputs first = prompt_inputs(in.input_ids);
   first.attention_mask = full_mask;
-  first.position_ids = all_positions.slice(1, prefix_length);
+  if (!counted_positions)
+    first.position_ids = all_positions.slice(1, prefix_length);
   KeyValueCache scratch = start;
   first.cache = o.use_cache ? &cache : &scratch;
   at::Tensor logits = model.forward(first, /*logits_to_keep=*/1);
@@ -210,7 +216,8 @@ GenerationOutput generate(CausalLMImpl& model, const GenerationInputs& in,
     if (o.use_cache) {
       next_inputs.input_ids = next.unsqueeze(1);
       next_inputs.attention_mask = full_mask;
-      next_inputs.position_ids = last_position;
+      if (!counted_positions)
+        next_inputs.position_ids = last_position;
       next_inputs.cache = &cache;
     } else {
       // Everything again from the prefix on: the check that the cache
@@ -218,7 +225,8 @@ GenerationOutput generate(CausalLMImpl& model, const GenerationInputs& in,
       scratch = start;
       next_inputs = prompt_inputs(sequences);
       next_inputs.attention_mask = full_mask;
-      next_inputs.position_ids = all_positions.slice(1, prefix_length);
+      if (!counted_positions)
+        next_inputs.position_ids = all_positions.slice(1, prefix_length);
       next_inputs.cache = &scratch;
     }
     logits = model.forward(next_inputs, /*logits_to_keep=*/1);

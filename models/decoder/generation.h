@@ -58,7 +58,9 @@ struct GenerationInputs {
   /// seen by every position, or null. Copied, not changed.
   const KeyValueCache* prefix = nullptr;
   /// Embeddings put in front of the prompt's (prompt tuning), [B, P,
-  /// hidden], or undefined.
+  /// hidden], or undefined. With them, positions count every column from
+  /// the first virtual token, padding included (PEFT drops the
+  /// mask-derived position ids for prompt tuning).
   at::Tensor prompt_embeds;
 };
 
