@@ -1,6 +1,7 @@
 #include "models/checkpoint/gguf_checkpoint.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <stdexcept>
@@ -219,6 +220,31 @@ at::Tensor unpermute_rope_rows(const at::Tensor& w, int64_t n_head,
   return w.reshape(split).transpose(1, 2).reshape(w.sizes()).contiguous();
 }
 
+// Dequantizes on LibTorch's intra-op (OpenMP) threads, in pieces small
+// enough that dequantize() starts no threads of its own: its std::threads
+// would compete with OpenMP workers still spinning after the previous
+// tensor's reshape, which doubled the load time of SmolLM2 on two cores.
+void dequantize_parallel(const gguf::TensorInfo& info, const uint8_t* data,
+                         float* out, const std::string& where) {
+  const auto traits = gguf::ggml_type_traits(info.type);
+  if (!traits || !gguf::can_dequantize(info.type)) {
+    gguf::dequantize(info.type, data, info.num_elements(), out, where);
+    return;  // unreachable: dequantize refused the type
+  }
+  constexpr int64_t kPieceElements = int64_t{1} << 18;
+  const int64_t piece =
+      std::max<int64_t>(1, kPieceElements / traits->block_size);
+  const int64_t n_blocks = info.num_elements() / traits->block_size;
+  at::parallel_for(0, n_blocks, piece, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; b += piece) {
+      const int64_t e = std::min(end, b + piece);
+      gguf::dequantize(info.type, data + b * traits->type_size,
+                       (e - b) * traits->block_size,
+                       out + b * traits->block_size, where);
+    }
+  });
+}
+
 }  // namespace
 
 std::vector<std::string> gguf_supported_architectures() {
@@ -304,8 +330,8 @@ GgufCheckpoint load_gguf_checkpoint(const fs::path& path,
     }
     const int64_t n = info.num_elements();
     at::Tensor t = at::empty({n}, at::kFloat);
-    gguf::dequantize(info.type, file.tensor_data(info), n, t.data_ptr<float>(),
-                     tensor_where);
+    dequantize_parallel(info, file.tensor_data(info), t.data_ptr<float>(),
+                        tensor_where);
     // ggml lists ne[0] (contiguous) first; torch the other way round.
     const std::vector<int64_t> shape(info.shape.rbegin(), info.shape.rend());
     t = t.view(shape);
