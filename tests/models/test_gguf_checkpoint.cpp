@@ -121,10 +121,12 @@ TEST_CASE(
     "tiny LLaMA, Qwen2 and GPT-2 models converted like llama.cpp "
     "load back to the original HF weights",
     "[gguf][checkpoint]") {
-  // q/k rows permuted (LLaMA), q/k/v biases and a tied lm_head (Qwen2),
+  // q/k rows permuted (LLaMA, Mistral: a "llama" file named "mistral"),
+  // q/k/v biases and a tied lm_head (Qwen2),
   // Conv1D weights transposed and position embeddings (GPT-2).
   for (const auto& [arch, hf_class] :
        {std::pair<std::string, std::string>{"llama", "LlamaForCausalLM"},
+        {"mistral", "MistralForCausalLM"},
         {"qwen2", "Qwen2ForCausalLM"},
         {"gpt2", "GPT2LMHeadModel"}}) {
     INFO(arch);
