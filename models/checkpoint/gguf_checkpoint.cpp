@@ -307,7 +307,16 @@ GgufCheckpoint load_gguf_checkpoint(const fs::path& path,
   const Architecture& spec =
       find_architecture(file, file.get_string("general.architecture"));
   auto config_int = [&](const char* key) -> int64_t {
-    return out.config.contains(key) ? out.config[key].get<int64_t>() : 0;
+    if (!out.config.contains(key)) {
+      return 0;
+    }
+    const json& v = out.config[key];
+    if (!v.is_number_integer()) {
+      throw std::runtime_error(
+          error_message(where, std::string(key) + " as one integer", v.dump(),
+                        "per-layer head counts are not supported"));
+    }
+    return v.get<int64_t>();
   };
   const int64_t n_head = config_int("num_attention_heads");
   const int64_t n_kv_head = config_int("num_key_value_heads");

@@ -272,7 +272,7 @@ TEST_CASE("broken GGUF files are refused at open with what is wrong",
                              "metadata entry 0 of"));
     CHECK_THAT(msg, Contains("('general.architecture'), got type 13"));
   }
-  SECTION("a missing file and a tiny one") {
+  SECTION("a missing file and a file of another format") {
     CHECK_THAT(runtime_error_of([] { GgufFile::open("/nonexistent.gguf"); }),
                Contains("[gguf '/nonexistent.gguf'] expected a readable file"));
     CHECK_THAT(
