@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   peftcpp::cli::add_tokenize_command(app);
   peftcpp::cli::add_train_command(app);
   peftcpp::cli::add_eval_command(app);
+  peftcpp::cli::add_generate_command(app);
   try {
     app.parse(argc, argv);  // runs the chosen subcommand's callback
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,174 @@
+// The real SmolLM2-135M-Instruct GGUF (Q4_1) through peftcpp against
+// transformers' gguf_file= loading of the same file (fp32): the same token
+// ids, logits within 1e-3 on 20 real prompts (GLUE dev sentences, plain and
+// in the chat template), the same 32 greedy tokens; and `peftcpp generate`
+// printing them. References: tests/fixtures/make_smollm2.py.
+
+#include <torch/torch.h>
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "cli/model_source.h"
+#include "data/chat_template.h"
+#include "models/checkpoint/state_dict.h"
+#include "models/decoder/generation.h"
+#include "models/decoder/load_decoder.h"
+#include "tests/test_paths.h"
+#include "tests/test_tensors.h"
+
+using namespace peftcpp;
+namespace fs = std::filesystem;
+using peftcpp::testing::max_abs_diff;
+
+namespace {
+
+fs::path fixture(const std::string& name) {
+  return testing::fixture_dir() / "smollm2" / name;
+}
+
+fs::path gguf_path() {
+  std::ifstream in(fixture("gguf_path.txt"));
+  std::string line;
+  std::getline(in, line);
+  REQUIRE(!line.empty());
+  return line;
+}
+
+nlohmann::json prompts() {
+  std::ifstream in(fixture("prompts.json"));
+  return nlohmann::json::parse(in);
+}
+
+// One loaded model for every case (loading dequantizes 135M weights).
+models::LoadedDecoder& smollm2() {
+  static models::LoadedDecoder loaded = models::load_decoder(gguf_path());
+  return loaded;
+}
+
+// 'text' for /bin/sh, any quote inside kept.
+std::string shell_quote(const std::string& text) {
+  std::string out = "'";
+  for (char c : text)
+    out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+at::Tensor row(const std::vector<int64_t>& ids) {
+  return torch::tensor(ids, torch::kLong).unsqueeze(0);
+}
+
+std::vector<int64_t> encode(const data::Tokenizer& tok,
+                            const nlohmann::json& prompt) {
+  data::EncodeOptions o;
+  o.add_special_tokens = !prompt["chat"].get<bool>();
+  return tok.encode(prompt["text"].get<std::string>(), std::nullopt, o).ids;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "SmolLM2 GGUF: token ids and logits equal transformers' on 20 real "
+    "prompts",
+    "[decoder][gguf][slow]") {
+  torch::NoGradGuard no_grad;
+  models::LoadedDecoder& model = smollm2();
+  CHECK(model.missing_keys.empty());
+  CHECK(model.unexpected_keys.empty());
+  CHECK(model.config.num_hidden_layers == 30);
+  CHECK(model.config.num_key_value_heads == 3);
+  const data::Tokenizer tok = cli::load_model_tokenizer(gguf_path());
+  const models::StateDict refs =
+      models::load_checkpoint(fixture("refs.safetensors"));
+  const nlohmann::json all = prompts();
+  REQUIRE(all.size() == 20);
+  double worst = 0.0;
+  for (size_t i = 0; i < all.size(); ++i) {
+    CAPTURE(i);
+    const std::string key = std::to_string(i);
+    const std::vector<int64_t> ids = encode(tok, all[i]);
+    REQUIRE(torch::tensor(ids, torch::kLong).equal(refs.at("ids_" + key)));
+    models::DecoderInputs in;
+    in.input_ids = row(ids);
+    const at::Tensor logits = model.causal_lm->forward(in)[0];
+    const double diff = max_abs_diff(logits[-1], refs.at("last_logits_" + key));
+    CHECK(diff <= 1e-3);
+    worst = std::max(worst, diff);
+    if (refs.count("logits_" + key))
+      CHECK(max_abs_diff(logits, refs.at("logits_" + key)) <= 1e-3);
+  }
+  WARN("SmolLM2 GGUF: largest |logit difference| over 20 prompts " << worst);
+}
+
+TEST_CASE("SmolLM2 GGUF: 32 greedy tokens equal transformers' generate()",
+          "[decoder][gguf][generation][slow]") {
+  models::LoadedDecoder& model = smollm2();
+  const data::Tokenizer tok = cli::load_model_tokenizer(gguf_path());
+  const models::StateDict refs =
+      models::load_checkpoint(fixture("refs.safetensors"));
+  const nlohmann::json all = prompts();
+  models::GenerationOptions options;
+  options.max_new_tokens = 32;
+  options.min_new_tokens = 32;
+  options.stop_token_ids = model.config.eos_token_ids;
+  for (const int i : {0, 1, 10, 11}) {
+    CAPTURE(i);
+    const at::Tensor ids = row(encode(tok, all[i]));
+    const models::GenerationOutput out =
+        models::generate(*model.causal_lm, ids, at::Tensor(), options);
+    const at::Tensor generated = out.sequences[0].slice(0, ids.size(1));
+    CHECK(generated.equal(refs.at("greedy_" + std::to_string(i))));
+  }
+}
+
+TEST_CASE("SmolLM2's chat template renders the prompts transformers rendered",
+          "[decoder][gguf][chat]") {
+  const data::Tokenizer tok = cli::load_model_tokenizer(gguf_path());
+  const cli::ChatFormat format =
+      cli::read_chat_format(gguf_path(), tok, {}, {});
+  REQUIRE(format.chat_template.has_value());
+  const data::ChatTemplate chat(*format.chat_template);
+  for (const auto& p : prompts()) {
+    if (!p["chat"].get<bool>())
+      continue;
+    const std::string text = chat.render(
+        {{"user", p["user"].get<std::string>()}},
+        /*add_generation_prompt=*/true, format.bos_token, format.eos_token);
+    CHECK(text == p["text"].get<std::string>());
+  }
+}
+
+TEST_CASE("peftcpp generate prints SmolLM2's greedy continuation",
+          "[cli][gguf][generation][slow]") {
+  const data::Tokenizer tok = cli::load_model_tokenizer(gguf_path());
+  const models::StateDict refs =
+      models::load_checkpoint(fixture("refs.safetensors"));
+  const nlohmann::json all = prompts();
+  const at::Tensor expected_ids = refs.at("greedy_10");
+  std::vector<int64_t> ids(
+      expected_ids.data_ptr<int64_t>(),
+      expected_ids.data_ptr<int64_t>() + expected_ids.numel());
+  // generate stops at the first stop token; transformers' reference ran
+  // with min_new_tokens, so compare up to the first <|im_end|>.
+  const cli::ChatFormat format =
+      cli::read_chat_format(gguf_path(), tok, {}, {});
+  size_t keep = ids.size();
+  for (size_t t = 0; t < ids.size(); ++t) {
+    if (std::find(format.stop_token_ids.begin(), format.stop_token_ids.end(),
+                  ids[t]) != format.stop_token_ids.end()) {
+      keep = t;
+      break;
+    }
+  }
+  ids.resize(keep);
+  const std::string expected = tok.decode(ids, /*skip_special_tokens=*/true);
+  const testing::CommandResult r = testing::run_command(
+      std::string(PEFTCPP_CLI_PATH) + " generate --model " +
+      shell_quote(gguf_path().string()) +
+      " --chat --max-new-tokens 32 --prompt " +
+      shell_quote(all[10]["user"].get<std::string>()) + " 2>&1");
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK(r.output.find(expected) != std::string::npos);
+}
