@@ -338,11 +338,12 @@ void complete(PromptLearningConfig& c, const ModelInfo& info) {
 }
 
 /// What every prompt method needs of its options and context. `token_dim`
-/// is the width the model needs (the hidden size, or the key/value width
-/// of a grouped-query prefix).
+/// is the width the model needs, described by `token_dim_name` (the hidden
+/// size, or the key/value width of a grouped-query prefix).
 void check_common(const char* where, const AdapterContext& ctx,
                   const std::string& name, const PromptLearningConfig& c,
-                  int64_t token_dim) {
+                  int64_t token_dim,
+                  const char* token_dim_name = "hidden size") {
   if (!ctx.prompt_encoders) {
     throw std::invalid_argument(error_message(
         where, "a context with prompt_encoders (the model's ModuleDict)",
@@ -364,10 +365,12 @@ void check_common(const char* where, const AdapterContext& ctx,
         "2 is for encoder-decoder models, which peftcpp does not have"));
   }
   if (c.token_dim != token_dim || c.token_dim < 1) {
-    throw std::invalid_argument(error_message(
-        where, "token_dim equal to the model's " + std::to_string(token_dim),
-        std::to_string(c.token_dim),
-        "leave token_dim 0 to take it from the model"));
+    throw std::invalid_argument(
+        error_message(where,
+                      std::string("token_dim equal to the model's ") +
+                          token_dim_name + " " + std::to_string(token_dim),
+                      std::to_string(c.token_dim),
+                      "leave token_dim 0 to take it from the model"));
   }
 }
 
@@ -508,8 +511,12 @@ std::unique_ptr<Adapter> add_prefix_tuning(const AdapterContext& ctx,
   const int64_t heads = kv_heads > 0 ? kv_heads : ctx.info.num_attention_heads;
   if (config.encoder_hidden_size == 0)
     config.encoder_hidden_size = config.token_dim;
-  check_common(where, ctx, name, config,
-               kv_heads > 0 ? config.token_dim : ctx.info.hidden_size);
+  if (kv_heads > 0) {
+    check_common(where, ctx, name, config, config.token_dim,
+                 "key/value width (num_key_value_heads x head_dim)");
+  } else {
+    check_common(where, ctx, name, config, ctx.info.hidden_size);
+  }
   if (config.num_layers != ctx.info.num_layers) {
     throw std::invalid_argument(
         error_message(where,

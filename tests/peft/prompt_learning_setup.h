@@ -55,7 +55,11 @@ struct Setup {
     model = EncoderModel(tiny_config(), /*add_pooling_layer=*/true);
     dict = holder->register_module("prompt_encoder", torch::nn::ModuleDict());
     ctx.root = model.ptr().get();
-    ctx.info = {"bert", kHidden, kLayers, kHeads, kVocab};
+    ctx.info.model_type = "bert";
+    ctx.info.hidden_size = kHidden;
+    ctx.info.num_layers = kLayers;
+    ctx.info.num_attention_heads = kHeads;
+    ctx.info.vocab_size = kVocab;
     ctx.word_embeddings = model->embeddings->word_embeddings;
     ctx.prompt_encoders = dict;
     ctx.inference_mode = inference_mode;
