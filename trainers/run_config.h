@@ -12,6 +12,15 @@
 //   trainer: {num_train_epochs: 3, learning_rate: 5e-4, ...}
 //   output_dir: runs/sst2-lora
 //
+// Instruction tuning of a causal LM (model.path a decoder folder or .gguf):
+//
+//   task:    {task_type: instruction, train_file: train.jsonl,
+//             eval_file: dev.jsonl, max_length: 256, packing: false}
+//   task:    {task_type: instruction, glue: sst2, data_dir: ...,
+//             prompt_template: "Review: {text}\nSentiment:",
+//             label_completions: [" negative", " positive"]}
+//   method:  {peft_type: LORA, task_type: CAUSAL_LM, ...}
+//
 // Every key and its default: examples/configs/README.md.
 
 #include <cstdint>
@@ -22,6 +31,7 @@
 #include <vector>
 
 #include "data/dataset/glue.h"
+#include "data/dataset/instruction_dataset.h"
 #include "data/dataset/table_file.h"
 #include "peft/adapter_config.h"
 #include "trainers/trainer.h"
@@ -30,7 +40,8 @@ namespace peftcpp::trainers {
 
 /// The base model.
 struct ModelSection {
-  std::filesystem::path path;  ///< a Hugging Face folder
+  /// A Hugging Face folder (encoder or decoder), or a .gguf file (decoder).
+  std::filesystem::path path;
   std::string dtype = "float32";
   int threads = 0;  ///< intra-op threads; 0 = LibTorch's default
 };
@@ -52,6 +63,17 @@ struct TaskSection {
   std::vector<std::string> metrics;
   /// Where tokenized datasets are cached (HDF5); empty = <cache>/datasets.
   std::filesystem::path cache_dir;
+
+  /// task_type "instruction": a causal LM learns completions
+  /// (data/dataset/instruction_dataset.h). The files are instruction JSONL,
+  /// or with prompt_template a labelled table / GLUE task phrased by
+  /// `instruction_template`. Evaluated by held-out loss and perplexity.
+  bool instruction = false;
+  /// prompt_template, label_completions, use_chat_template; empty prompt =
+  /// the files are instruction JSONL.
+  data::InstructionTemplate instruction_template;
+  /// Concatenate examples into rows of max_length tokens.
+  bool packing = false;
 };
 
 /// Everything one run needs.
@@ -75,10 +97,11 @@ struct RunConfig {
 /// against `base_dir`, those from overrides against the current folder.
 /// `where` names the source in messages ("run config FILE").
 ///
-/// Defaults filled in: method.task_type SEQ_CLS (the only one trained);
-/// trainer.metrics from task_metrics(); metric_for_best_model = the GLUE
-/// task's primary metric, else the first metric; greater_is_better false
-/// for "loss", else true. output_dir may stay empty (`peftcpp eval`);
+/// Defaults filled in: method.task_type SEQ_CLS (CAUSAL_LM for task_type
+/// instruction); trainer.metrics from task_metrics(); metric_for_best_model
+/// = the GLUE task's primary metric, else the first metric ("loss" for
+/// instruction tasks); greater_is_better false for "loss" and
+/// "perplexity", else true. output_dir may stay empty (`peftcpp eval`);
 /// run_training needs it.
 RunConfig parse_run_config(const std::string& yaml_text,
                            const std::vector<std::string>& overrides,
@@ -106,7 +129,7 @@ const std::vector<std::string>& run_config_keys(const std::string& section);
 
 /// The metrics a task reports: task.metrics when given, else the GLUE
 /// task's, else accuracy (classification) or pearson and spearmanr
-/// (regression).
+/// (regression); none for instruction tasks (loss and perplexity only).
 std::vector<data::Metric> task_metrics(const TaskSection& task);
 
 }  // namespace peftcpp::trainers

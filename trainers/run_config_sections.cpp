@@ -21,6 +21,43 @@ bool is_subset_size(int64_t n) {
   return n == -1 || n > 0;
 }
 
+// packing, prompt_template, label_completions and use_chat_template: only
+// with task_type instruction; the last two need prompt_template.
+void read_instruction_keys(const Section& s, TaskSection& t) {
+  for (const char* key : {"packing", "prompt_template", "label_completions",
+                          "use_chat_template"}) {
+    if (!t.instruction && s.has(key)) {
+      s.fail(key, "left out unless task.task_type is instruction",
+             "set task_type: instruction to fine-tune a causal LM");
+    }
+  }
+  s.read("packing", t.packing);
+  data::InstructionTemplate& f = t.instruction_template;
+  f.prompt.clear();
+  s.read(
+      "prompt_template", f.prompt,
+      [](const std::string& v) { return !v.empty(); },
+      "a prompt with {text} (and {text_pair})");
+  if (const auto completions = s.list("label_completions"))
+    f.completions = *completions;
+  s.read("use_chat_template", f.as_chat);
+  if (f.prompt.empty()) {
+    for (const char* key : {"label_completions", "use_chat_template"}) {
+      if (s.has(key)) {
+        s.fail(key, "given with prompt_template",
+               "it phrases labelled rows; instruction JSONL needs neither");
+      }
+    }
+  } else if (f.completions.empty()) {
+    s.fail("label_completions", "one completion per class, in label order",
+           "e.g. label_completions: [\" negative\", \" positive\"]");
+  }
+  if (t.instruction && !t.glue.empty() && f.prompt.empty()) {
+    s.fail("prompt_template", "a prompt for the GLUE rows",
+           "e.g. prompt_template: \"Review: {text}\\nSentiment:\"");
+  }
+}
+
 }  // namespace
 
 void read_task(const Section& s, TaskSection& t) {
@@ -57,11 +94,14 @@ void read_task(const Section& s, TaskSection& t) {
   s.read(
       "task_type", kind,
       [](const std::string& v) {
-        return v == "classification" || v == "regression";
+        return v == "classification" || v == "regression" || v == "instruction";
       },
-      "classification or regression");
+      "classification, regression or instruction (a causal LM learning "
+      "completions)");
   t.labels.kind = kind == "regression" ? data::TaskKind::kRegression
                                        : data::TaskKind::kClassification;
+  t.instruction = kind == "instruction";
+  read_instruction_keys(s, t);
   if (const auto labels = s.list("labels"))
     t.labels.label_names = *labels;
   s.read(
@@ -84,7 +124,7 @@ void read_task(const Section& s, TaskSection& t) {
       }
     }
     const data::GlueTask& task = data::glue_task(t.glue);
-    if (s.has("task_type") && t.labels.kind != task.kind) {
+    if (s.has("task_type") && !t.instruction && t.labels.kind != task.kind) {
       s.fail("task_type", std::string(task.kind == data::TaskKind::kRegression
                                           ? "regression"
                                           : "classification") +
@@ -110,6 +150,21 @@ void read_task(const Section& s, TaskSection& t) {
     if (t.labels.kind == data::TaskKind::kRegression &&
         !t.labels.label_names.empty())
       s.fail("labels", "left out for a regression task");
+    if (t.instruction && t.instruction_template.prompt.empty()) {
+      // Instruction JSONL brings its own fields.
+      for (const char* key : {"format", "text_column", "text_pair_column",
+                              "label_column", "has_header", "labels"}) {
+        if (s.has(key)) {
+          s.fail(key, "left out for instruction JSONL files",
+                 "or give prompt_template and label_completions to phrase a "
+                 "labelled table as instructions");
+        }
+      }
+    }
+  }
+  if (t.instruction && s.has("metrics")) {
+    s.fail("metrics", "left out for task_type instruction",
+           "instruction tuning reports the held-out loss and perplexity");
   }
   if (const auto metrics = s.list("metrics")) {
     const bool regression = t.labels.kind == data::TaskKind::kRegression;
@@ -222,13 +277,18 @@ void read_trainer(const Section& s, const TaskSection& task,
 
   // The best checkpoint is picked by the task's primary metric unless told
   // otherwise; "eval_accuracy" is accepted as transformers names it.
+  // Instruction tasks have the held-out loss and perplexity only.
   t.metrics = task_metrics(task);
   std::vector<std::string> names = {"loss"};
+  if (task.instruction)
+    names.push_back("perplexity");
   for (data::Metric m : t.metrics)
     names.push_back(data::metric_name(m));
   std::string best =
-      task.glue.empty() ? data::metric_name(t.metrics.front())
-                        : data::metric_name(data::glue_task(task.glue).primary);
+      task.instruction ? "loss"
+      : task.glue.empty()
+          ? data::metric_name(t.metrics.front())
+          : data::metric_name(data::glue_task(task.glue).primary);
   if (std::find(names.begin(), names.end(), best) == names.end())
     best = names[1];
   if (const auto given = s.text("metric_for_best_model")) {
@@ -240,7 +300,8 @@ void read_trainer(const Section& s, const TaskSection& task,
     }
   }
   t.metric_for_best_model = best;
-  t.greater_is_better = best != "loss";  // transformers' default
+  // transformers' default (its loss-named metrics); perplexity is a loss.
+  t.greater_is_better = best != "loss" && best != "perplexity";
   s.read("greater_is_better", t.greater_is_better);
 }
 

@@ -362,7 +362,7 @@ void read_model(const Section& s, ModelSection& m) {
   s.check_keys(run_config_keys("model"), "a key of section \"model\"");
   s.read_path("path", m.path);
   if (m.path.empty()) {
-    s.fail("path", "a Hugging Face model folder",
+    s.fail("path", "a Hugging Face model folder (or a decoder's .gguf file)",
            "set model.path, or pass --model.path DIR (scripts/find_minilm.py "
            "prints the installed all-MiniLM-L6-v2)");
   }
@@ -374,7 +374,7 @@ void read_model(const Section& s, ModelSection& m) {
 }
 
 void read_method(const Section& s, peft::AdapterConfig& method,
-                 const Context& ctx) {
+                 const TaskSection& task, const Context& ctx) {
   const YAML::Node node = s.value("method");
   if (is_null(node)) {
     throw std::invalid_argument(
@@ -394,11 +394,18 @@ void read_method(const Section& s, peft::AdapterConfig& method,
   json fields = to_json(node);
   for (auto it = fields.begin(); it != fields.end();)
     it = it->is_null() ? fields.erase(it) : std::next(it);
+  // Instruction tuning trains a causal LM: CAUSAL_LM unless told.
+  if (task.instruction && !fields.contains("task_type"))
+    fields["task_type"] = "CAUSAL_LM";
   method = peft::parse_adapter_config_strict(fields.dump(), where);
-  if (method.task_type != "SEQ_CLS") {
+  const std::string wanted = task.instruction ? "CAUSAL_LM" : "SEQ_CLS";
+  if (method.task_type != wanted) {
     throw std::invalid_argument(error_message(
-        where, "method.task_type SEQ_CLS", "\"" + method.task_type + "\"",
-        "peftcpp trains sequence classification and regression heads"));
+        where, "method.task_type " + wanted, "\"" + method.task_type + "\"",
+        task.instruction
+            ? "task_type instruction fine-tunes a causal LM"
+            : "peftcpp trains sequence classification and regression heads "
+              "(and causal LMs with task.task_type instruction)"));
   }
 }
 
@@ -433,7 +440,7 @@ RunConfig parse_run_config(const std::string& yaml_text,
   RunConfig config;
   read_model(section(root, "model", ctx), config.model);
   detail::read_task(section(root, "task", ctx), config.task);
-  read_method(top, config.method, ctx);
+  read_method(top, config.method, config.task, ctx);
   detail::read_trainer(section(root, "trainer", ctx), config.task,
                        config.trainer);
   top.read_path("output_dir", config.trainer.output_dir);

@@ -88,7 +88,11 @@ const std::vector<std::string>& run_config_keys(const std::string& section) {
                                                  "max_train_examples",
                                                  "max_eval_examples",
                                                  "metrics",
-                                                 "cache_dir"};
+                                                 "cache_dir",
+                                                 "packing",
+                                                 "prompt_template",
+                                                 "label_completions",
+                                                 "use_chat_template"};
   static const std::vector<std::string> kTrainer = {
       "num_train_epochs",
       "max_steps",
@@ -133,6 +137,8 @@ const std::vector<std::string>& run_config_keys(const std::string& section) {
 }
 
 std::vector<data::Metric> task_metrics(const TaskSection& task) {
+  if (task.instruction)
+    return {};
   std::vector<data::Metric> out;
   for (const auto& name : task.metrics)
     out.push_back(data::parse_metric(name));
@@ -167,6 +173,15 @@ std::string run_fingerprint(const RunConfig& config) {
       {"max_train_examples", task.max_train_examples},
       {"max_eval_examples", task.max_eval_examples},
   };
+  if (task.instruction) {
+    // Only instruction runs carry these, so other fingerprints stay as
+    // they were.
+    const data::InstructionTemplate& f = task.instruction_template;
+    j["data"]["instruction"] = {{"packing", task.packing},
+                                {"prompt_template", f.prompt},
+                                {"label_completions", f.completions},
+                                {"use_chat_template", f.as_chat}};
+  }
   j["method"] = method_json(config.method);
   // What the optimizer sees and in what order. Left out: logging, progress,
   // resume, early stopping, evaluation cadence and batch size, the

@@ -1,6 +1,6 @@
 #pragma once
 // What the training loop needs from a model, whatever it is (an encoder
-// with a head and adapters today, a decoder later): its trainable
+// with a head and adapters, a decoder-only model): its trainable
 // parameters by stable name, logits for a batch, train/eval mode, and the
 // deployable adapter folder.
 
@@ -23,7 +23,8 @@ class TrainableModel {
   /// names that are stable across runs (checkpoints store them by name).
   virtual std::vector<std::pair<std::string, at::Tensor>>
   trainable_parameters() = 0;
-  /// Logits [B, num_labels] (regression: [B, 1]).
+  /// Logits [B, num_labels] (regression: [B, 1]); a causal LM's
+  /// [B, T, vocab] (the Trainer takes the loss by the dataset's kind).
   virtual at::Tensor forward(const data::Batch& batch) = 0;
   /// Dropout on (training) or off (evaluation).
   virtual void set_training(bool training) = 0;

@@ -18,6 +18,7 @@
 #include "models/encoder/sequence_classifier.h"
 #include "trainers/checkpoint.h"
 #include "trainers/metrics.h"
+#include "trainers/peft_causal_lm.h"
 #include "trainers/training_report.h"
 
 namespace peftcpp::trainers {
@@ -65,6 +66,16 @@ models::ProblemType problem_type_of(data::TaskKind kind) {
   return kind == data::TaskKind::kRegression
              ? models::ProblemType::kRegression
              : models::ProblemType::kSingleLabelClassification;
+}
+
+// The loss of a batch: the head's (classification, regression) or the
+// next-token loss over the target tokens (causal LM).
+at::Tensor batch_loss(const at::Tensor& logits, const data::Batch& batch,
+                      data::TaskKind kind) {
+  if (kind == data::TaskKind::kCausalLM)
+    return causal_lm_loss(logits, batch.labels);
+  return models::sequence_classification_loss(
+      logits.to(at::kFloat), batch.labels, problem_type_of(kind));
 }
 
 void check_options(const TrainerOptions& o, const c10::Device& device) {
@@ -144,6 +155,9 @@ EvalResult Trainer::evaluate(const data::TokenizedDataset& dataset) {
   const int64_t num_labels = dataset.num_labels();
   std::vector<float> scores(dataset.size() * num_labels);
   double loss_sum = 0.0;
+  // A causal LM's loss is the mean over every target token of the set.
+  const bool causal_lm = dataset.kind == data::TaskKind::kCausalLM;
+  int64_t target_tokens = 0;
   const bool labelled =
       !dataset.labels.empty() && !std::isnan(dataset.labels[0]);
   for (size_t begin = 0; begin < order.size();
@@ -156,6 +170,12 @@ EvalResult Trainer::evaluate(const data::TokenizedDataset& dataset) {
     {
       AutocastScope autocast(device.type(), options_.precision);
       logits = model_.forward(batch);
+    }
+    if (causal_lm) {
+      const CausalLMLossSum s = causal_lm_loss_sum(logits, batch.labels);
+      loss_sum += s.sum.item<double>();
+      target_tokens += s.tokens;
+      continue;
     }
     logits = logits.to(at::kFloat);
     if (labelled) {
@@ -173,7 +193,11 @@ EvalResult Trainer::evaluate(const data::TokenizedDataset& dataset) {
   }
   EvalResult result;
   result.examples = static_cast<int64_t>(dataset.size());
-  if (labelled) {
+  if (causal_lm) {
+    const double loss =
+        loss_sum / static_cast<double>(std::max<int64_t>(target_tokens, 1));
+    result.metrics = {{"loss", loss}, {"perplexity", std::exp(loss)}};
+  } else if (labelled) {
     result.metrics = compute_metrics(options_.metrics, dataset.kind, scores,
                                      num_labels, dataset.labels);
     result.metrics["loss"] = loss_sum / static_cast<double>(dataset.size());
@@ -283,7 +307,6 @@ TrainResult Trainer::train() {
     bar.emplace("train", run.total_steps, "step");
     bar->set_initial(run.state.global_step);
   }
-  const models::ProblemType problem = problem_type_of(train_set_.kind);
   TrainResult result;
   result.metric_for_best_model = options_.metric_for_best_model;
   result.trainable_parameters = 0;
@@ -381,9 +404,7 @@ TrainResult Trainer::train() {
       at::Tensor loss;
       {
         AutocastScope autocast(device.type(), options_.precision);
-        at::Tensor logits = model_.forward(batch);
-        loss = models::sequence_classification_loss(logits.to(at::kFloat),
-                                                    batch.labels, problem);
+        loss = batch_loss(model_.forward(batch), batch, train_set_.kind);
       }
       const double loss_value = loss.item<double>();
       if (!std::isfinite(loss_value)) {

@@ -3,16 +3,26 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <memory>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/text_file.h"
 #include "data/dataset/glue.h"
+#include "data/dataset/instruction_dataset.h"
+#include "data/tokenizer/gguf_tokenizer.h"
+#include "models/decoder/load_decoder.h"
 #include "models/encoder/load_encoder.h"
+#include "models/gguf/gguf_file.h"
 #include "peft/head_labels.h"
 #include "peft/peft_model.h"
+#include "trainers/peft_causal_lm.h"
 #include "trainers/peft_classifier.h"
 #include "trainers/training_report.h"
 
@@ -131,11 +141,220 @@ models::LoadEncoderOptions classifier_options(const ModelSection& model,
   return o;
 }
 
+// --- instruction tuning of a causal LM ---------------------------------------
+
+/// What instruction data needs from a decoder checkpoint besides weights.
+struct DecoderText {
+  data::Tokenizer tokenizer;
+  std::unique_ptr<data::ChatTemplate> chat_template;
+  data::InstructionFormat format;  ///< points at chat_template
+  int64_t pad_id = 0;
+};
+
+// A special token of tokenizer_config.json: "<s>" or {"content": "<s>"}.
+std::optional<std::string> config_token(const nlohmann::json& config,
+                                        const char* key) {
+  if (!config.is_object() || !config.contains(key))
+    return std::nullopt;
+  const auto& v = config[key];
+  if (v.is_string())
+    return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string())
+    return v["content"].get<std::string>();
+  return std::nullopt;
+}
+
+// The tokenizer, chat template and special tokens of a .gguf file (its
+// metadata) or a folder (tokenizer.json, tokenizer_config.json,
+// chat_template.jinja, as transformers 5 saves them); the model config's
+// eos and pad ids fill in what the tokenizer files leave out.
+DecoderText load_decoder_text(const fs::path& path,
+                              const models::DecoderConfig& config) {
+  std::optional<std::string> chat_template;
+  std::optional<int64_t> bos, eos, pad = config.pad_token_id;
+  auto text = [&]() -> DecoderText {
+    if (path.extension() == ".gguf") {
+      const gguf::GgufFile file = gguf::GgufFile::open(path);
+      const data::GgufTokenizerInfo info =
+          data::gguf_tokenizer_info(file.metadata(), path.string());
+      chat_template = info.chat_template;
+      bos = info.bos_id;
+      eos = info.eos_id;
+      if (info.pad_id)
+        pad = info.pad_id;
+      return {data::tokenizer_from_gguf(file), nullptr, {}, 0};
+    }
+    DecoderText t{data::Tokenizer::from_pretrained(path), nullptr, {}, 0};
+    nlohmann::json tc;
+    if (std::ifstream in(path / "tokenizer_config.json"); in)
+      tc = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (fs::is_regular_file(path / "chat_template.jinja")) {
+      chat_template =
+          read_text_file(path / "chat_template.jinja", "chat template");
+    } else if (tc.is_object() && tc.contains("chat_template") &&
+               tc["chat_template"].is_string()) {
+      chat_template = tc["chat_template"].get<std::string>();
+    }
+    if (const auto b = config_token(tc, "bos_token"))
+      bos = t.tokenizer.token_to_id(*b);
+    if (const auto e = config_token(tc, "eos_token"))
+      eos = t.tokenizer.token_to_id(*e);
+    if (t.tokenizer.pad_token())
+      pad = t.tokenizer.pad_token()->id;
+    return t;
+  }();
+  if (!eos && !config.eos_token_ids.empty())
+    eos = config.eos_token_ids.front();
+  if (chat_template) {
+    text.chat_template = std::make_unique<data::ChatTemplate>(*chat_template);
+    text.format.chat_template = text.chat_template.get();
+  }
+  if (bos)
+    text.format.bos_token = text.tokenizer.id_to_token(*bos).value_or("");
+  if (eos)
+    text.format.eos_token = text.tokenizer.id_to_token(*eos).value_or("");
+  text.format.eos_token_id = eos;
+  // Padding is masked out of attention and labels: any id will do when the
+  // model names none.
+  text.pad_id = pad.value_or(eos.value_or(0));
+  return text;
+}
+
+// The instruction examples of a split: JSONL as it is, or labelled rows
+// (GLUE, a table) phrased by the prompt template.
+std::pair<data::InstructionDataset, std::optional<data::InstructionDataset>>
+read_instructions(const TaskSection& task, bool need_train) {
+  const data::InstructionTemplate& phrase = task.instruction_template;
+  if (!phrase.prompt.empty()) {
+    const TaskData d = read_task(task, need_train);
+    std::optional<data::InstructionDataset> eval;
+    if (d.eval)
+      eval = data::instructions_from_labeled(*d.eval, phrase);
+    return {need_train ? data::instructions_from_labeled(d.train, phrase)
+                       : data::InstructionDataset{},
+            std::move(eval)};
+  }
+  const auto first = [](data::InstructionDataset d, int64_t n) {
+    if (n >= 0 && static_cast<size_t>(n) < d.size())
+      d.examples.resize(static_cast<size_t>(n));
+    return d;
+  };
+  data::InstructionDataset train;
+  if (need_train) {
+    train = first(data::read_instruction_jsonl(task.train_file),
+                  task.max_train_examples);
+  }
+  std::optional<data::InstructionDataset> eval;
+  if (!task.eval_file.empty()) {
+    eval = first(data::read_instruction_jsonl(task.eval_file),
+                 task.max_eval_examples);
+  }
+  return {std::move(train), std::move(eval)};
+}
+
+data::TokenizedDataset tokenize_instructions(const data::InstructionDataset& d,
+                                             const DecoderText& text,
+                                             const TaskSection& task,
+                                             const char* what) {
+  data::InstructionTokenizeOptions options;
+  options.max_length = static_cast<size_t>(task.max_length);
+  options.packing = task.packing;
+  data::TokenizedDataset t =
+      data::tokenize_instructions(d, text.tokenizer, text.format, options);
+  std::fprintf(stderr, "%s: %zu examples -> %zu rows, %lld target tokens\n",
+               what, d.size(), t.size(),
+               static_cast<long long>(data::count_target_tokens(t)));
+  return t;
+}
+
+models::LoadedDecoder load_causal_lm(const ModelSection& model) {
+  models::LoadDecoderOptions o;
+  o.head = models::DecoderHead::kCausalLM;
+  o.dtype = models::parse_dtype(model.dtype);
+  return models::load_decoder(model.path, o);
+}
+
+void check_decoder(const ModelSection& model) {
+  if (!models::is_decoder_checkpoint(model.path)) {
+    throw std::invalid_argument(error_message(
+        "task.task_type instruction",
+        "model.path a decoder-only model (a .gguf file or a folder of " +
+            models::DecoderConfig::supported_model_types() + ")",
+        model.path.string()));
+  }
+}
+
+TrainResult run_instruction_training(const RunConfig& config) {
+  check_decoder(config.model);
+  auto [train_examples, eval_examples] =
+      read_instructions(config.task, /*need_train=*/true);
+  torch::manual_seed(config.trainer.seed);  // the adapter's initial weights
+  models::LoadedDecoder base = load_causal_lm(config.model);
+  const DecoderText text = load_decoder_text(config.model.path, base.config);
+  const data::TokenizedDataset train =
+      tokenize_instructions(train_examples, text, config.task, "train");
+  std::optional<data::TokenizedDataset> eval;
+  if (eval_examples)
+    eval = tokenize_instructions(*eval_examples, text, config.task, "eval");
+
+  peft::AdapterConfig method = config.method;
+  if (method.base_model_name_or_path.empty())
+    method.base_model_name_or_path = config.model.path.string();
+  peft::PeftModel peft_model(std::move(base));
+  peft_model->add_adapter("default", method);
+  peft_model->to(c10::Device(config.trainer.device));
+  std::fprintf(stderr, "%s\n",
+               peft_model->trainable_parameters_report().c_str());
+
+  TrainerOptions options = config.trainer;
+  options.metrics.clear();
+  fs::create_directories(options.output_dir);
+  if (!fs::exists(options.output_dir / "run_config.yaml")) {
+    write_file_atomically(options.output_dir / "run_config.yaml",
+                          [&](std::ostream& o) { o << config.source_text; });
+  }
+  PeftCausalLM model(peft_model);
+  Trainer trainer(model, train, eval ? &*eval : nullptr, options,
+                  run_fingerprint(config), text.pad_id);
+  TrainResult result = trainer.train();
+  std::printf("%s", format_summary_table(result).c_str());
+  std::fflush(stdout);
+  return result;
+}
+
+EvalResult run_instruction_evaluation(const ModelSection& model,
+                                      const fs::path& adapter_dir,
+                                      const TaskSection& task,
+                                      int64_t batch_size) {
+  check_decoder(model);
+  auto eval_examples = read_instructions(task, /*need_train=*/false).second;
+  if (!eval_examples) {
+    throw std::invalid_argument(error_message(
+        "eval", "an eval split (task.eval_file or a GLUE task)", "none"));
+  }
+  models::LoadedDecoder base = load_causal_lm(model);
+  const DecoderText text = load_decoder_text(model.path, base.config);
+  const data::TokenizedDataset eval =
+      tokenize_instructions(*eval_examples, text, task, "eval");
+  peft::PeftModel peft_model(std::move(base));
+  if (!adapter_dir.empty())
+    peft_model->load_adapter(adapter_dir, "default");
+  PeftCausalLM lm(peft_model);
+  TrainerOptions options;
+  options.output_dir = ".";
+  options.per_device_eval_batch_size = batch_size;
+  options.show_progress = false;
+  Trainer trainer(lm, eval, &eval, options, "", text.pad_id);
+  return trainer.evaluate(eval);
+}
+
 }  // namespace
 
 TrainResult run_training(const RunConfig& config) {
   if (config.model.threads > 0)
     at::set_num_threads(config.model.threads);
+  if (config.task.instruction)
+    return run_instruction_training(config);
   const TaskData task = read_task(config.task, /*need_train=*/true);
   const auto tokenizer = data::Tokenizer::from_pretrained(config.model.path);
   const std::string tok_fp = data::tokenizer_fingerprint(config.model.path);
@@ -182,6 +401,8 @@ EvalResult run_evaluation(const ModelSection& model,
                           int64_t batch_size) {
   if (model.threads > 0)
     at::set_num_threads(model.threads);
+  if (task.instruction)
+    return run_instruction_evaluation(model, adapter_dir, task, batch_size);
   // The adapter's own labels (peftcpp writes them beside it) fix the head
   // and the label order of the eval file.
   std::optional<peft::AdapterHead> head;

@@ -33,8 +33,12 @@ Batch collate(const TokenizedDataset& dataset, const std::vector<int64_t>& rows,
   at::Tensor types = at::zeros({b, longest}, opts);
   at::Tensor mask = at::zeros({b, longest}, opts);
   const bool regression = dataset.kind == TaskKind::kRegression;
-  at::Tensor labels = at::empty(
-      {b}, at::TensorOptions().dtype(regression ? at::kFloat : at::kLong));
+  const bool causal_lm = dataset.kind == TaskKind::kCausalLM;
+  // A causal LM's labels are per token: the target ids, -100 elsewhere.
+  at::Tensor labels =
+      causal_lm ? at::full({b, longest}, -100, opts)
+                : at::empty({b}, at::TensorOptions().dtype(
+                                     regression ? at::kFloat : at::kLong));
   auto ids_a = ids.accessor<int64_t, 2>();
   auto types_a = types.accessor<int64_t, 2>();
   auto mask_a = mask.accessor<int64_t, 2>();
@@ -49,6 +53,16 @@ Batch collate(const TokenizedDataset& dataset, const std::vector<int64_t>& rows,
       mask_a[i][t] = 1;
     }
     batch.real_tokens += len;
+    if (causal_lm) {
+      // The type ids mark the targets; decoders take no token types.
+      auto labels_a = labels.accessor<int64_t, 2>();
+      for (int64_t t = 0; t < len; ++t) {
+        if (types_a[i][t] == 1)
+          labels_a[i][t] = ids_a[i][t];
+        types_a[i][t] = 0;
+      }
+      continue;
+    }
     const float label = dataset.labels[row];
     if (regression) {
       labels.data_ptr<float>()[i] = label;

@@ -17,7 +17,10 @@ struct Batch {
   at::Tensor input_ids;       ///< [B, T] int64
   at::Tensor attention_mask;  ///< [B, T] int64
   at::Tensor token_type_ids;  ///< [B, T] int64
-  at::Tensor labels;  ///< [B] int64 (classification) or float32 (regression)
+  /// [B] int64 (classification) or float32 (regression); [B, T] int64 for
+  /// a causal LM: the input ids of target tokens, -100 on the prompt and
+  /// padding (the model shifts them by one).
+  at::Tensor labels;
   int64_t real_tokens = 0;  ///< sum of the row lengths
 };
 

@@ -15,6 +15,9 @@ namespace peftcpp::data {
 enum class TaskKind {
   kClassification,  ///< label = class index, cross-entropy
   kRegression,      ///< label = real value, MSE
+  /// Per-token targets (instruction data, data/dataset/instruction_dataset.h):
+  /// token_type_ids 1 marks the tokens to predict; next-token cross-entropy.
+  kCausalLM,
 };
 
 /// One example. `label` is the class index (as a float) for classification
