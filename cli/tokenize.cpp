@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/encode_inputs.h"
+#include "cli/model_source.h"
 #include "common/atomic_file.h"
 
 namespace peftcpp::cli {
@@ -25,7 +26,7 @@ struct TokenizeFlags {
 void run_tokenize(const TokenizeFlags& f) {
   check_output_path(f.output, "--output");
   const std::vector<InputLine> lines = read_jsonl_inputs(f.input);
-  const data::Tokenizer tokenizer = data::Tokenizer::from_pretrained(f.model);
+  const data::Tokenizer tokenizer = load_model_tokenizer(f.model);
   const auto encodings = encode_inputs(
       &tokenizer, lines, to_encode_options(f.tokenization), f.input);
   write_file_atomically(f.output, [&](std::ostream& out) {
@@ -52,7 +53,8 @@ void add_tokenize_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "tokenize", "Tokenize a JSONL file with a model's tokenizer");
   cmd->add_option("--model", f->model,
-                  "Model folder with tokenizer.json or vocab.txt")
+                  "Model folder (tokenizer.json, tokenizer.model or "
+                  "vocab.txt) or a .gguf file")
       ->required();
   cmd->add_option("--input", f->input,
                   "JSONL: {\"text\": ..., \"text_pair\": ...} per line")

@@ -172,3 +172,39 @@ TEST_CASE("peftcpp generate prints SmolLM2's greedy continuation",
   REQUIRE(r.code == 0);
   CHECK(r.output.find(expected) != std::string::npos);
 }
+
+TEST_CASE("peftcpp info and tokenize read a GGUF file", "[cli][gguf]") {
+  const testing::CommandResult info = testing::run_command(
+      std::string(PEFTCPP_CLI_PATH) + " info --json --model " +
+      shell_quote(gguf_path().string()) + " 2>&1");
+  INFO(info.output);
+  REQUIRE(info.code == 0);
+  const nlohmann::json j = nlohmann::json::parse(info.output);
+  CHECK(j["architecture"] == "LlamaForCausalLM");
+  CHECK(j["layers"] == 30);
+  CHECK(j["key_value_heads"] == 3);
+  CHECK(j["tied_embeddings"] == true);
+  // The sum of the tensors' element counts, as gguf.GGUFReader gives it
+  // (the embedding table once: tied).
+  CHECK(j["parameters"] == 134515008);
+  CHECK(j["parameters_by_dtype"].contains("Q4_1"));
+
+  testing::ScratchDir dir("cli_tokenize_gguf");
+  {
+    std::ofstream in(dir / "in.jsonl");
+    in << R"({"text": "Hello, world! It's 2024."})"
+       << "\n";
+  }
+  const testing::CommandResult tok = testing::run_command(
+      std::string(PEFTCPP_CLI_PATH) + " tokenize --tokens --model " +
+      shell_quote(gguf_path().string()) + " --input " +
+      (dir / "in.jsonl").string() + " --output " +
+      (dir / "out.jsonl").string() + " 2>&1");
+  INFO(tok.output);
+  REQUIRE(tok.code == 0);
+  std::ifstream out(dir / "out.jsonl");
+  const nlohmann::json line = nlohmann::json::parse(out);
+  const data::Tokenizer tokenizer = cli::load_model_tokenizer(gguf_path());
+  CHECK(line["input_ids"].get<std::vector<int64_t>>() ==
+        tokenizer.encode("Hello, world! It's 2024.").ids);
+}
