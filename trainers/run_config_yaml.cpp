@@ -362,9 +362,10 @@ void read_model(const Section& s, ModelSection& m) {
   s.check_keys(run_config_keys("model"), "a key of section \"model\"");
   s.read_path("path", m.path);
   if (m.path.empty()) {
-    s.fail("path", "a Hugging Face model folder (or a decoder's .gguf file)",
-           "set model.path, or pass --model.path DIR (scripts/find_minilm.py "
-           "prints the installed all-MiniLM-L6-v2)");
+    s.fail("path", "a Hugging Face model folder",
+           "set model.path (a folder, or a decoder's .gguf file), or pass "
+           "--model.path DIR (scripts/find_minilm.py prints the installed "
+           "all-MiniLM-L6-v2)");
   }
   s.read("dtype", m.dtype, detail::is_precision,
          "one of float32, bfloat16, float16");

@@ -37,6 +37,7 @@ std::string tiny_args() {
          (peftcpp::testing::shared_dir() / "data/glue/SST-2").string() +
          " --task.max_train_examples 64 --task.max_eval_examples 24"
          " --trainer.learning_rate 2e-2 --trainer.num_train_epochs 2"
+         " --trainer.per_device_train_batch_size 8"
          " --model.threads 1";
 }
 

@@ -81,8 +81,14 @@ TEST_CASE("every example config parses with model.path set on the side",
     } else {
       CHECK(config.task.train_file.is_absolute());
     }
-    CHECK(config.method.task_type == "SEQ_CLS");
-    CHECK_FALSE(config.trainer.metrics.empty());
+    if (config.task.instruction) {
+      // Instruction tuning (smollm2_*.yaml): a causal LM, scored by loss.
+      CHECK(config.method.task_type == "CAUSAL_LM");
+      CHECK(config.trainer.metric_for_best_model == "loss");
+    } else {
+      CHECK(config.method.task_type == "SEQ_CLS");
+      CHECK_FALSE(config.trainer.metrics.empty());
+    }
     // The saved text is a config of its own that means the same.
     const RunConfig again =
         parse_run_config(config.source_text, {}, "/elsewhere", "saved");
