@@ -25,7 +25,8 @@ void add_train_command(CLI::App& app);
 ///   (--task GLUE_NAME --data-dir DIR | --config FILE.yaml)
 ///   [--batch-size N] [--json FILE]
 void add_eval_command(CLI::App& app);
-/// peftcpp generate --model DIR|FILE.gguf --prompt TEXT [--prompt TEXT ...]
+/// peftcpp generate --model DIR|FILE.gguf [--adapter DIR] --prompt TEXT
+///   [--prompt TEXT ...]
 ///   [--chat [--system TEXT]] [--max-new-tokens N] [--sample --temperature T
 ///   --top-k K --top-p P --seed S] [--device D] [--dtype T] [--json FILE]
 void add_generate_command(CLI::App& app);

@@ -21,6 +21,7 @@
 #include "models/decoder/generation.h"
 #include "models/decoder/load_decoder.h"
 #include "models/encoder/load_encoder.h"
+#include "peft/peft_model.h"
 
 namespace peftcpp::cli {
 
@@ -28,6 +29,7 @@ namespace {
 
 struct GenerateFlags {
   std::string model;
+  std::string adapter;
   std::vector<std::string> prompts;
   bool chat = false;
   std::string system;
@@ -140,9 +142,23 @@ void run_generate(const GenerateFlags& f) {
   options.stop_token_ids = format.stop_token_ids;
   options.pad_token_id = format.pad_token_id;
   options.use_cache = !f.no_cache;
+  models::GenerationInputs gen_inputs;
+  gen_inputs.input_ids = ids.to(device);
+  gen_inputs.attention_mask = mask.to(device);
+  // With an adapter the PEFT model generates (prompt and prefix tuning add
+  // their virtual tokens / keys and values); without, the model alone.
+  peft::PeftModel peft_model{nullptr};
+  if (!f.adapter.empty()) {
+    peft_model = peft::PeftModel(std::move(loaded));
+    peft_model->load_adapter(f.adapter, "default");
+    peft_model->to(device);
+    peft_model->eval();
+  }
   const auto start = std::chrono::steady_clock::now();
-  const models::GenerationOutput out = models::generate(
-      *loaded.causal_lm, ids.to(device), mask.to(device), options);
+  const models::GenerationOutput out =
+      peft_model.is_empty()
+          ? models::generate(*loaded.causal_lm, gen_inputs, options)
+          : peft_model->generate(gen_inputs, options);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
@@ -189,6 +205,9 @@ void add_generate_command(CLI::App& app) {
                   "Model folder (config.json + weights + tokenizer) or a "
                   ".gguf file")
       ->required();
+  cmd->add_option("--adapter", f->adapter,
+                  "A PEFT adapter folder (adapter_config.json + "
+                  "adapter_model.safetensors) to generate with");
   cmd->add_option("--prompt", f->prompts,
                   "Prompt text; repeat for a batch (left-padded)")
       ->required();

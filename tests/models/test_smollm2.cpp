@@ -139,30 +139,53 @@ TEST_CASE("SmolLM2's chat template renders the prompts transformers rendered",
   }
 }
 
+// The text of `ids` up to the first stop token: `peftcpp generate` stops
+// there, transformers' references ran with min_new_tokens.
+std::string text_until_stop(const data::Tokenizer& tok, const at::Tensor& ref) {
+  std::vector<int64_t> ids(ref.data_ptr<int64_t>(),
+                           ref.data_ptr<int64_t>() + ref.numel());
+  const cli::ChatFormat format =
+      cli::read_chat_format(gguf_path(), tok, {}, {});
+  for (size_t t = 0; t < ids.size(); ++t) {
+    if (std::find(format.stop_token_ids.begin(), format.stop_token_ids.end(),
+                  ids[t]) != format.stop_token_ids.end()) {
+      ids.resize(t);
+      break;
+    }
+  }
+  return tok.decode(ids, /*skip_special_tokens=*/true);
+}
+
+TEST_CASE(
+    "peftcpp generate --adapter: LoRA and prefix tuning on SmolLM2 "
+    "generate what peft + transformers generate",
+    "[cli][gguf][generation][peft][slow]") {
+  const data::Tokenizer tok = cli::load_model_tokenizer(gguf_path());
+  const models::StateDict refs =
+      models::load_checkpoint(fixture("adapter_greedy.safetensors"));
+  const nlohmann::json prompt = prompts()[10];
+  for (const std::string method : {"lora", "prefix"}) {
+    CAPTURE(method);
+    const std::string expected = text_until_stop(tok, refs.at(method));
+    const testing::CommandResult r = testing::run_command(
+        std::string(PEFTCPP_CLI_PATH) + " generate --model " +
+        shell_quote(gguf_path().string()) + " --adapter " +
+        shell_quote((fixture("adapters") / method).string()) +
+        " --chat --max-new-tokens 16 --prompt " +
+        shell_quote(prompt["user"].get<std::string>()) + " 2>&1");
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    CHECK(r.output.find(expected + "\n") != std::string::npos);
+  }
+}
+
 TEST_CASE("peftcpp generate prints SmolLM2's greedy continuation",
           "[cli][gguf][generation][slow]") {
   const data::Tokenizer tok = cli::load_model_tokenizer(gguf_path());
   const models::StateDict refs =
       models::load_checkpoint(fixture("refs.safetensors"));
   const nlohmann::json all = prompts();
-  const at::Tensor expected_ids = refs.at("greedy_10");
-  std::vector<int64_t> ids(
-      expected_ids.data_ptr<int64_t>(),
-      expected_ids.data_ptr<int64_t>() + expected_ids.numel());
-  // generate stops at the first stop token; transformers' reference ran
-  // with min_new_tokens, so compare up to the first <|im_end|>.
-  const cli::ChatFormat format =
-      cli::read_chat_format(gguf_path(), tok, {}, {});
-  size_t keep = ids.size();
-  for (size_t t = 0; t < ids.size(); ++t) {
-    if (std::find(format.stop_token_ids.begin(), format.stop_token_ids.end(),
-                  ids[t]) != format.stop_token_ids.end()) {
-      keep = t;
-      break;
-    }
-  }
-  ids.resize(keep);
-  const std::string expected = tok.decode(ids, /*skip_special_tokens=*/true);
+  const std::string expected = text_until_stop(tok, refs.at("greedy_10"));
   const testing::CommandResult r = testing::run_command(
       std::string(PEFTCPP_CLI_PATH) + " generate --model " +
       shell_quote(gguf_path().string()) +
