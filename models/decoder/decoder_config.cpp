@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "common/error.h"
+#include "models/config_fields.h"
 
 namespace peftcpp::models {
 
@@ -15,36 +16,12 @@ using nlohmann::json;
 
 namespace {
 
-// Reads j[key] as T when present and not null; keeps `out` otherwise. A value
-// of the wrong JSON type is an error naming the key and the file.
-template <typename T>
-void read_field(const json& j, const char* key, T& out,
-                const std::string& source) {
-  const auto it = j.find(key);
-  if (it == j.end() || it->is_null())
-    return;
-  try {
-    out = it->get<T>();
-  } catch (const json::exception&) {
-    throw std::runtime_error(error_message(
-        source, std::string("\"") + key + "\" of another JSON type",
-        it->dump()));
-  }
-}
-
-void check_positive(int64_t v, const char* key, const std::string& source) {
-  if (v <= 0) {
-    throw std::runtime_error(error_message(
-        source, std::string("a positive \"") + key + "\"", std::to_string(v)));
-  }
-}
-
 // transformers 5 writes rope_parameters {rope_type, rope_theta, factor,
 // ...}; older configs have rope_theta plus rope_scaling {type|rope_type,
 // factor, ...}. Both land in one struct.
 RopeParameters read_rope(const json& j, const std::string& source) {
   RopeParameters rope;
-  read_field(j, "rope_theta", rope.rope_theta, source);
+  read_config_field(j, "rope_theta", rope.rope_theta, source);
   const json* params = nullptr;
   for (const char* key : {"rope_parameters", "rope_scaling"}) {
     const auto it = j.find(key);
@@ -55,14 +32,14 @@ RopeParameters read_rope(const json& j, const std::string& source) {
   }
   if (params == nullptr)
     return rope;
-  read_field(*params, "rope_theta", rope.rope_theta, source);
-  read_field(*params, "type", rope.rope_type, source);
-  read_field(*params, "rope_type", rope.rope_type, source);
-  read_field(*params, "factor", rope.factor, source);
-  read_field(*params, "low_freq_factor", rope.low_freq_factor, source);
-  read_field(*params, "high_freq_factor", rope.high_freq_factor, source);
-  read_field(*params, "original_max_position_embeddings",
-             rope.original_max_position_embeddings, source);
+  read_config_field(*params, "rope_theta", rope.rope_theta, source);
+  read_config_field(*params, "type", rope.rope_type, source);
+  read_config_field(*params, "rope_type", rope.rope_type, source);
+  read_config_field(*params, "factor", rope.factor, source);
+  read_config_field(*params, "low_freq_factor", rope.low_freq_factor, source);
+  read_config_field(*params, "high_freq_factor", rope.high_freq_factor, source);
+  read_config_field(*params, "original_max_position_embeddings",
+                    rope.original_max_position_embeddings, source);
   if (rope.rope_type != "default" && rope.rope_type != "llama3" &&
       rope.rope_type != "linear") {
     throw std::runtime_error(error_message(
@@ -114,28 +91,28 @@ void read_gpt2(const json& j, DecoderConfig& c, const std::string& source) {
   c.residual_dropout = c.embedding_dropout = c.attention_dropout = 0.1;
   c.bos_token_id = 50256;
   c.eos_token_ids = {50256};
-  read_field(j, "vocab_size", c.vocab_size, source);
-  read_field(j, "n_embd", c.hidden_size, source);
-  read_field(j, "n_layer", c.num_hidden_layers, source);
-  read_field(j, "n_head", c.num_attention_heads, source);
-  read_field(j, "n_positions", c.max_position_embeddings, source);
-  read_field(j, "layer_norm_epsilon", c.norm_eps, source);
-  read_field(j, "resid_pdrop", c.residual_dropout, source);
-  read_field(j, "embd_pdrop", c.embedding_dropout, source);
-  read_field(j, "attn_pdrop", c.attention_dropout, source);
-  read_field(j, "scale_attn_weights", c.scale_attn_weights, source);
-  read_field(j, "scale_attn_by_inverse_layer_idx",
-             c.scale_attn_by_inverse_layer_idx, source);
+  read_config_field(j, "vocab_size", c.vocab_size, source);
+  read_config_field(j, "n_embd", c.hidden_size, source);
+  read_config_field(j, "n_layer", c.num_hidden_layers, source);
+  read_config_field(j, "n_head", c.num_attention_heads, source);
+  read_config_field(j, "n_positions", c.max_position_embeddings, source);
+  read_config_field(j, "layer_norm_epsilon", c.norm_eps, source);
+  read_config_field(j, "resid_pdrop", c.residual_dropout, source);
+  read_config_field(j, "embd_pdrop", c.embedding_dropout, source);
+  read_config_field(j, "attn_pdrop", c.attention_dropout, source);
+  read_config_field(j, "scale_attn_weights", c.scale_attn_weights, source);
+  read_config_field(j, "scale_attn_by_inverse_layer_idx",
+                    c.scale_attn_by_inverse_layer_idx, source);
   std::string act = "gelu_new";
-  read_field(j, "activation_function", act, source);
+  read_config_field(j, "activation_function", act, source);
   c.hidden_act = parse_activation(act);
   c.intermediate_size = 4 * c.hidden_size;
-  read_field(j, "n_inner", c.intermediate_size, source);
+  read_config_field(j, "n_inner", c.intermediate_size, source);
   c.num_key_value_heads = c.num_attention_heads;
   bool reorder = false;
-  read_field(j, "reorder_and_upcast_attn", reorder, source);
+  read_config_field(j, "reorder_and_upcast_attn", reorder, source);
   bool cross = false;
-  read_field(j, "add_cross_attention", cross, source);
+  read_config_field(j, "add_cross_attention", cross, source);
   if (reorder || cross) {
     throw std::runtime_error(error_message(
         source,
@@ -159,22 +136,23 @@ void read_llama(const json& j, DecoderConfig& c, const std::string& source) {
     c.intermediate_size = 14336;
     c.num_key_value_heads = 8;
   }
-  read_field(j, "vocab_size", c.vocab_size, source);
-  read_field(j, "hidden_size", c.hidden_size, source);
-  read_field(j, "intermediate_size", c.intermediate_size, source);
-  read_field(j, "num_hidden_layers", c.num_hidden_layers, source);
-  read_field(j, "num_attention_heads", c.num_attention_heads, source);
+  read_config_field(j, "vocab_size", c.vocab_size, source);
+  read_config_field(j, "hidden_size", c.hidden_size, source);
+  read_config_field(j, "intermediate_size", c.intermediate_size, source);
+  read_config_field(j, "num_hidden_layers", c.num_hidden_layers, source);
+  read_config_field(j, "num_attention_heads", c.num_attention_heads, source);
   c.num_key_value_heads =
       c.model_type == "mistral" ? c.num_key_value_heads : c.num_attention_heads;
-  read_field(j, "num_key_value_heads", c.num_key_value_heads, source);
-  read_field(j, "max_position_embeddings", c.max_position_embeddings, source);
-  read_field(j, "rms_norm_eps", c.norm_eps, source);
-  read_field(j, "attention_bias", c.attention_bias, source);
-  read_field(j, "mlp_bias", c.mlp_bias, source);
-  read_field(j, "attention_dropout", c.attention_dropout, source);
-  read_field(j, "tie_word_embeddings", c.tie_word_embeddings, source);
+  read_config_field(j, "num_key_value_heads", c.num_key_value_heads, source);
+  read_config_field(j, "max_position_embeddings", c.max_position_embeddings,
+                    source);
+  read_config_field(j, "rms_norm_eps", c.norm_eps, source);
+  read_config_field(j, "attention_bias", c.attention_bias, source);
+  read_config_field(j, "mlp_bias", c.mlp_bias, source);
+  read_config_field(j, "attention_dropout", c.attention_dropout, source);
+  read_config_field(j, "tie_word_embeddings", c.tie_word_embeddings, source);
   std::string act = "silu";
-  read_field(j, "hidden_act", act, source);
+  read_config_field(j, "hidden_act", act, source);
   c.hidden_act = parse_activation(act);
   c.rope = read_rope(j, source);
   if (c.model_type == "mistral") {
@@ -185,7 +163,7 @@ void read_llama(const json& j, DecoderConfig& c, const std::string& source) {
                              : std::optional<int64_t>(it->get<int64_t>());
   } else if (c.model_type == "qwen2") {
     bool use_sliding = false;
-    read_field(j, "use_sliding_window", use_sliding, source);
+    read_config_field(j, "use_sliding_window", use_sliding, source);
     if (use_sliding) {
       throw std::runtime_error(
           error_message(source, "use_sliding_window false", "true",
@@ -193,7 +171,7 @@ void read_llama(const json& j, DecoderConfig& c, const std::string& source) {
     }
   }
   int64_t pretraining_tp = 1;
-  read_field(j, "pretraining_tp", pretraining_tp, source);
+  read_config_field(j, "pretraining_tp", pretraining_tp, source);
   (void)pretraining_tp;  // a training-time sharding detail; outputs equal
 }
 
@@ -226,7 +204,7 @@ DecoderConfig DecoderConfig::from_json(const json& j,
   if (!j.is_object())
     throw std::runtime_error(error_message(source, "a JSON object", j.dump()));
   DecoderConfig c;
-  read_field(j, "model_type", c.model_type, source);
+  read_config_field(j, "model_type", c.model_type, source);
   if (!is_decoder_model_type(c.model_type)) {
     throw std::runtime_error(error_message(
         source, "a decoder model_type (" + supported_model_types() + ")",
@@ -234,24 +212,24 @@ DecoderConfig DecoderConfig::from_json(const json& j,
         "this architecture is not implemented; BERT-style encoders load "
         "through load_encoder"));
   }
-  read_field(j, "architectures", c.architectures, source);
+  read_config_field(j, "architectures", c.architectures, source);
   if (c.model_type == "gpt2")
     read_gpt2(j, c, source);
   else
     read_llama(j, c, source);
-  read_field(j, "initializer_range", c.initializer_range, source);
+  read_config_field(j, "initializer_range", c.initializer_range, source);
 
   c.head_dim =
       c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0;
   if (c.family == DecoderFamily::kLlama)
-    read_field(j, "head_dim", c.head_dim, source);
-  check_positive(c.vocab_size, "vocab_size", source);
-  check_positive(c.hidden_size, "hidden_size", source);
-  check_positive(c.num_hidden_layers, "num_hidden_layers", source);
-  check_positive(c.num_attention_heads, "num_attention_heads", source);
-  check_positive(c.num_key_value_heads, "num_key_value_heads", source);
-  check_positive(c.head_dim, "head_dim", source);
-  check_positive(c.intermediate_size, "intermediate_size", source);
+    read_config_field(j, "head_dim", c.head_dim, source);
+  check_positive_field(c.vocab_size, "vocab_size", source);
+  check_positive_field(c.hidden_size, "hidden_size", source);
+  check_positive_field(c.num_hidden_layers, "num_hidden_layers", source);
+  check_positive_field(c.num_attention_heads, "num_attention_heads", source);
+  check_positive_field(c.num_key_value_heads, "num_key_value_heads", source);
+  check_positive_field(c.head_dim, "head_dim", source);
+  check_positive_field(c.intermediate_size, "intermediate_size", source);
   if (c.num_attention_heads % c.num_key_value_heads != 0) {
     throw std::runtime_error(error_message(
         source, "num_attention_heads divisible by num_key_value_heads",
@@ -289,11 +267,11 @@ DecoderConfig DecoderConfig::from_json(const json& j,
   }
   read_labels(j, c, source);
   std::string problem;
-  read_field(j, "problem_type", problem, source);
+  read_config_field(j, "problem_type", problem, source);
   if (!problem.empty())
     c.problem_type = parse_problem_type(problem);
-  read_field(j, "torch_dtype", c.torch_dtype, source);
-  read_field(j, "dtype", c.torch_dtype, source);
+  read_config_field(j, "torch_dtype", c.torch_dtype, source);
+  read_config_field(j, "dtype", c.torch_dtype, source);
   return c;
 }
 

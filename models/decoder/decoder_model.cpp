@@ -8,17 +8,11 @@
 #include <string>
 
 #include "common/error.h"
+#include "models/tensor_format.h"
 
 namespace peftcpp::models {
 
 namespace {
-
-std::string shape_str(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i)
-    s += (i > 0 ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
 
 at::Tensor maybe_dropout(const at::Tensor& x, double p, bool training) {
   if (!training || p == 0.0)
@@ -50,7 +44,7 @@ AttentionContext make_attention_context(const at::Tensor& attention_mask,
               (past > 0 ? " or [" + std::to_string(batch) + ", " +
                               std::to_string(length) + "]"
                         : ""),
-          shape_str(attention_mask)));
+          shape_string(attention_mask)));
     }
     padding = attention_mask.to(device, at::kBool);
     if (width != past + length) {  // [B, T]: the past is all visible
@@ -103,14 +97,14 @@ at::Tensor DecoderBackbone::embed(const DecoderInputs& inputs) {
       throw std::invalid_argument(error_message(
           "DecoderModel",
           "inputs_embeds [B, T, " + std::to_string(config_.hidden_size) + "]",
-          shape_str(e)));
+          shape_string(e)));
     }
     return e;
   }
   const at::Tensor& ids = inputs.input_ids;
   if (ids.dim() != 2) {
     throw std::invalid_argument(
-        error_message("DecoderModel", "input_ids [B, T]", shape_str(ids)));
+        error_message("DecoderModel", "input_ids [B, T]", shape_string(ids)));
   }
   return input_embeddings()->forward(ids);
 }
@@ -124,7 +118,7 @@ at::Tensor DecoderBackbone::positions(const DecoderInputs& inputs,
       throw std::invalid_argument(
           error_message("DecoderModel",
                         "position_ids [B or 1, " + std::to_string(length) + "]",
-                        shape_str(p)));
+                        shape_string(p)));
     }
     return p.to(device);
   }

@@ -9,17 +9,11 @@
 #include <string>
 
 #include "common/error.h"
+#include "models/tensor_format.h"
 
 namespace peftcpp::models {
 
 namespace {
-
-std::string shape_str(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i)
-    s += (i > 0 ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
 
 // Positions as transformers' generate derives them from the mask: the
 // running count of real tokens, 0 on padding.
@@ -44,13 +38,14 @@ void check_inputs(const CausalLMImpl& model, const GenerationInputs& in,
   if (!in.input_ids.defined() || in.input_ids.dim() != 2) {
     throw std::invalid_argument(error_message(
         where, "input_ids [B, T]",
-        in.input_ids.defined() ? shape_str(in.input_ids) : "undefined"));
+        in.input_ids.defined() ? shape_string(in.input_ids) : "undefined"));
   }
   if (in.attention_mask.defined() &&
       in.attention_mask.sizes() != in.input_ids.sizes()) {
     throw std::invalid_argument(error_message(
-        where, "attention_mask of input_ids' shape " + shape_str(in.input_ids),
-        shape_str(in.attention_mask)));
+        where,
+        "attention_mask of input_ids' shape " + shape_string(in.input_ids),
+        shape_string(in.attention_mask)));
   }
   if (o.max_new_tokens < 0 || o.min_new_tokens < 0) {
     throw std::invalid_argument(
@@ -259,10 +254,10 @@ at::Tensor continuation_log_likelihood(CausalLMImpl& model,
         "continuation_log_likelihood",
         "input_ids [B, T] with target_mask (and attention_mask) of the same "
         "shape",
-        "input_ids " + shape_str(input_ids) + ", target_mask " +
-            shape_str(target_mask) +
+        "input_ids " + shape_string(input_ids) + ", target_mask " +
+            shape_string(target_mask) +
             (attention_mask.defined()
-                 ? ", attention_mask " + shape_str(attention_mask)
+                 ? ", attention_mask " + shape_string(attention_mask)
                  : "")));
   }
   const at::Tensor mask = attention_mask.defined()

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "models/config_fields.h"
 
 namespace peftcpp::models {
 
@@ -16,23 +17,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-// Reads j[key] as T when present and not null; keeps `out` otherwise. A value
-// of the wrong JSON type is an error naming the key and the file.
-template <typename T>
-void read_field(const json& j, const char* key, T& out,
-                const std::string& source) {
-  const auto it = j.find(key);
-  if (it == j.end() || it->is_null())
-    return;
-  try {
-    out = it->get<T>();
-  } catch (const json::exception&) {
-    throw std::runtime_error(error_message(
-        source, std::string("\"") + key + "\" of another JSON type",
-        it->dump()));
-  }
-}
 
 // The plain numeric fields, under their config.json names: read and written
 // by one table so the two directions cannot drift apart.
@@ -53,13 +37,6 @@ constexpr std::pair<const char*, double EncoderConfig::*> kDoubleFields[] = {
     {"layer_norm_eps", &EncoderConfig::layer_norm_eps},
     {"initializer_range", &EncoderConfig::initializer_range},
 };
-
-void check_positive(int64_t v, const char* key, const std::string& source) {
-  if (v <= 0) {
-    throw std::runtime_error(error_message(
-        source, std::string("a positive \"") + key + "\"", std::to_string(v)));
-  }
-}
 
 }  // namespace
 
@@ -116,7 +93,7 @@ EncoderConfig EncoderConfig::from_json(const json& j,
         error_message(source, "a JSON object", std::string(j.type_name())));
   }
   EncoderConfig c;
-  read_field(j, "model_type", c.model_type, source);
+  read_config_field(j, "model_type", c.model_type, source);
   if (c.model_type == "bert") {
     c.family = EncoderFamily::kBert;
   } else if (c.model_type == "roberta") {
@@ -127,34 +104,34 @@ EncoderConfig EncoderConfig::from_json(const json& j,
         "\"" + c.model_type + "\"",
         "BERT-family encoders are supported; MiniLM checkpoints are \"bert\""));
   }
-  read_field(j, "architectures", c.architectures, source);
+  read_config_field(j, "architectures", c.architectures, source);
   // RoBERTa's <pad> is id 1; transformers' RobertaConfig defaults to it.
   if (c.family == EncoderFamily::kRoberta)
     c.pad_token_id = 1;
   for (const auto& [key, member] : kIntFields)
-    read_field(j, key, c.*member, source);
+    read_config_field(j, key, c.*member, source);
   for (const auto& [key, member] : kDoubleFields)
-    read_field(j, key, c.*member, source);
+    read_config_field(j, key, c.*member, source);
   std::string act = "gelu";
-  read_field(j, "hidden_act", act, source);
+  read_config_field(j, "hidden_act", act, source);
   c.hidden_act = parse_activation(act);
   bool is_decoder = false;
-  read_field(j, "is_decoder", is_decoder, source);
+  read_config_field(j, "is_decoder", is_decoder, source);
   if (is_decoder) {
     throw std::runtime_error(error_message(
         source, "an encoder (is_decoder false)", "is_decoder true",
         "causal BERT-style decoders are not supported"));
   }
   double classifier_dropout = -1;
-  read_field(j, "classifier_dropout", classifier_dropout, source);
+  read_config_field(j, "classifier_dropout", classifier_dropout, source);
   if (classifier_dropout >= 0)
     c.classifier_dropout = classifier_dropout;
   // transformers 5 writes "dtype", 4.x "torch_dtype".
-  read_field(j, "torch_dtype", c.torch_dtype, source);
-  read_field(j, "dtype", c.torch_dtype, source);
+  read_config_field(j, "torch_dtype", c.torch_dtype, source);
+  read_config_field(j, "dtype", c.torch_dtype, source);
 
   std::string pos = "absolute";
-  read_field(j, "position_embedding_type", pos, source);
+  read_config_field(j, "position_embedding_type", pos, source);
   if (pos != "absolute") {
     throw std::runtime_error(error_message(
         source, "position_embedding_type \"absolute\"", "\"" + pos + "\""));
@@ -188,21 +165,22 @@ EncoderConfig EncoderConfig::from_json(const json& j,
       c.id2label.push_back(label);
   } else {
     int64_t n = 2;
-    read_field(j, "num_labels", n, source);
+    read_config_field(j, "num_labels", n, source);
     for (int64_t i = 0; i < n; ++i)
       c.id2label.push_back("LABEL_" + std::to_string(i));
   }
   std::string problem;
-  read_field(j, "problem_type", problem, source);
+  read_config_field(j, "problem_type", problem, source);
   if (!problem.empty())
     c.problem_type = parse_problem_type(problem);
 
-  check_positive(c.vocab_size, "vocab_size", source);
-  check_positive(c.hidden_size, "hidden_size", source);
-  check_positive(c.num_hidden_layers, "num_hidden_layers", source);
-  check_positive(c.num_attention_heads, "num_attention_heads", source);
-  check_positive(c.intermediate_size, "intermediate_size", source);
-  check_positive(c.max_position_embeddings, "max_position_embeddings", source);
+  check_positive_field(c.vocab_size, "vocab_size", source);
+  check_positive_field(c.hidden_size, "hidden_size", source);
+  check_positive_field(c.num_hidden_layers, "num_hidden_layers", source);
+  check_positive_field(c.num_attention_heads, "num_attention_heads", source);
+  check_positive_field(c.intermediate_size, "intermediate_size", source);
+  check_positive_field(c.max_position_embeddings, "max_position_embeddings",
+                       source);
   if (c.pad_token_id < 0 || c.pad_token_id >= c.vocab_size) {
     throw std::runtime_error(error_message(
         source,

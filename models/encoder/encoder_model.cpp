@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "models/tensor_format.h"
 
 namespace peftcpp::models {
 
@@ -18,16 +19,6 @@ namespace {
 std::shared_ptr<torch::nn::Module> name_scope(torch::nn::Module& parent,
                                               const std::string& name) {
   return parent.register_module(name, std::make_shared<torch::nn::Module>());
-}
-
-std::string shape_str(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) {
-    if (i > 0)
-      s += ", ";
-    s += std::to_string(t.size(i));
-  }
-  return s + "]";
 }
 
 std::string dims_str(const std::vector<std::string>& dims) {
@@ -90,7 +81,8 @@ int64_t check_prefix(const EncoderConfig& c,
                           length < 0 ? "P" : std::to_string(length),
                           std::to_string(c.head_dim())}) +
                 (length < 0 ? "" : " (P from prefix[0].key)"),
-            name + (t.defined() ? " of shape " + shape_str(t) : " undefined"),
+            name +
+                (t.defined() ? " of shape " + shape_string(t) : " undefined"),
             hint));
       }
       if (t.device() != ref.device()) {
@@ -158,7 +150,7 @@ void check_position_ids(const EncoderConfig& c, const at::Tensor& positions,
         "EncoderModel",
         "position_ids of shape [" + std::to_string(batch) + ", " +
             std::to_string(length) + "] or [1, " + std::to_string(length) + "]",
-        shape_str(positions)));
+        shape_string(positions)));
   }
   if (positions.numel() == 0)
     return;
@@ -403,7 +395,7 @@ EncoderOutput EncoderModelImpl::forward(const EncoderInputs& in) {
   if (!ref.defined() || ref.dim() < 2) {
     throw std::invalid_argument(error_message(
         "EncoderModel", "input_ids [B, T] or inputs_embeds [B, T, hidden]",
-        ref.defined() ? "a tensor of shape " + shape_str(ref) : "neither"));
+        ref.defined() ? "a tensor of shape " + shape_string(ref) : "neither"));
   }
   const int64_t batch = ref.size(0);
   const int64_t length = ref.size(1);
@@ -418,7 +410,7 @@ EncoderOutput EncoderModelImpl::forward(const EncoderInputs& in) {
         "EncoderModel",
         "attention_mask of shape [" + std::to_string(batch) + ", " +
             std::to_string(length) + "]",
-        shape_str(in.attention_mask),
+        shape_string(in.attention_mask),
         has_prefix_ones ? "the mask covers the tokens only, without the P "
                           "ones PEFT prepends; the prefix is always visible"
                         : ""));
