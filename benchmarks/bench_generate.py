@@ -256,8 +256,9 @@ def main() -> int:
         if name.startswith("prefill."):
             return f"prefill, {ids.shape[1]} tokens, batch 1"
         lengths = inputs[name + ".attention_mask"].sum(1).tolist()
-        return (f"generate {args.max_new_tokens} new, batch {ids.shape[0]} "
-                f"(prompts {min(lengths)}-{max(lengths)} tokens)")
+        span = (f"prompt {lengths[0]} tokens" if len(lengths) == 1 else
+                f"prompts {min(lengths)}-{max(lengths)} tokens, left-padded")
+        return f"generate {args.max_new_tokens} new, batch {ids.shape[0]} ({span})"
 
     def tps(stack, name):
         """Per-run tokens/s (from each run's median ms)."""
@@ -267,7 +268,7 @@ def main() -> int:
     one_min = [x[0] for x in loads]
     lines.append(
         f"SmolLM2-135M-Instruct (Q4_1 GGUF dequantized to float32), CPU, {args.threads} "
-        f"threads; {os.cpu_count()} cores ({platform.processor() or platform.machine()}); "
+        f"thread{'s' if args.threads > 1 else ''}; {os.cpu_count()} cores ({platform.processor() or platform.machine()}); "
         f"torch {torch.__version__}, transformers {transformers.__version__}; {args.runs} "
         f"fresh processes per stack, alternating, each {args.warmup} warm-up + "
         f"{args.rounds} timed rounds; cells: median over processes of each process's median "
