@@ -13,8 +13,11 @@
 
 #include "cli/commands.h"
 #include "cli/encode_inputs.h"
+#include "cli/model_source.h"
+#include "cli/predict_decoder.h"
 #include "common/error.h"
 #include "models/checkpoint/safetensors.h"
+#include "models/decoder/load_decoder.h"
 #include "models/encoder/encoder_runner.h"
 #include "models/encoder/load_encoder.h"
 #include "peft/head_labels.h"
@@ -105,7 +108,8 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }
 
 bool has_tokenizer_files(const fs::path& dir) {
-  return fs::exists(dir / "tokenizer.json") || fs::exists(dir / "vocab.txt");
+  return fs::exists(dir / "tokenizer.json") || fs::exists(dir / "vocab.txt") ||
+         fs::exists(dir / "tokenizer.model");
 }
 
 void run_predict(const PredictFlags& f) {
@@ -119,13 +123,35 @@ void run_predict(const PredictFlags& f) {
   check_output_path(f.output, "--output");
   const std::vector<InputLine> lines = read_jsonl_inputs(f.input);
   std::optional<data::Tokenizer> tokenizer;
-  if (has_tokenizer_files(f.model))
-    tokenizer = data::Tokenizer::from_pretrained(f.model);
+  if (is_gguf_path(f.model) || has_tokenizer_files(f.model))
+    tokenizer = load_model_tokenizer(f.model);
   const auto t_tokenize = std::chrono::steady_clock::now();
   const auto encodings =
       encode_inputs(tokenizer ? &*tokenizer : nullptr, lines,
                     to_encode_options(f.tokenization), f.input);
   const double tokenize_s = seconds_since(t_tokenize);
+
+  if (models::is_decoder_checkpoint(f.model)) {
+    DecoderPredictRequest request;
+    request.model = f.model;
+    request.encodings = encodings;
+    request.device = f.device;
+    request.dtype = f.dtype;
+    request.batch_size = f.batch_size;
+    if (!f.adapters.empty())
+      request.load_adapters = [&f](peft::PeftModelImpl& m) {
+        load_adapters(m, f);
+      };
+    std::map<std::string, std::string> metadata{
+        {"format", "pt"},
+        {"model", fs::absolute(f.model).string()},
+        {"inputs", std::to_string(lines.size())}};
+    const auto tensors = predict_decoder(request, metadata);
+    models::save_safetensors(f.output, tensors, metadata);
+    std::fprintf(stderr, "wrote %s: %zu inputs\n", f.output.c_str(),
+                 lines.size());
+    return;
+  }
 
   // An adapter trained by peftcpp says which head it was trained with
   // (head_config.json): a base without a head (all-MiniLM-L6-v2) gets the
@@ -249,7 +275,10 @@ void add_predict_command(CLI::App& app) {
   auto f = std::make_shared<PredictFlags>();
   auto* cmd = app.add_subcommand(
       "predict", "Run a model over a JSONL file; write outputs as safetensors");
-  cmd->add_option("--model", f->model, "Hugging Face model folder")->required();
+  cmd->add_option("--model", f->model,
+                  "Hugging Face model folder (encoder or decoder) or a .gguf "
+                  "file")
+      ->required();
   cmd->add_option("--input", f->input,
                   "JSONL: {\"text\": ..., \"text_pair\": ...} or "
                   "{\"input_ids\": [...]} per line")
