@@ -188,7 +188,27 @@ at::Tensor LlamaMLPImpl::forward(const at::Tensor& x) {
                             up_proj->forward(x));
 }
 
-LlamaBlockImpl::LlamaBlockImpl(const DecoderConfig& c, int64_t layer_index) {
+void DecoderBlockBase::set_adapter_slot(
+    AdapterPlace place, std::shared_ptr<DecoderAdapterSlot> slot) {
+  const bool attention = place == AdapterPlace::kAttention;
+  auto& held = attention ? attention_adapters_ : output_adapters_;
+  const char* name = attention ? "attention_adapters" : "output_adapters";
+  if (held)
+    unregister_module(name);
+  held = std::move(slot);
+  if (held)
+    register_module(name, held);
+}
+
+at::Tensor DecoderBlockBase::add_residual(AdapterPlace place,
+                                          const at::Tensor& hidden,
+                                          const at::Tensor& residual) {
+  const auto& slot = adapter_slot(place);
+  return slot ? slot->forward(hidden, residual) : hidden + residual;
+}
+
+LlamaBlockImpl::LlamaBlockImpl(const DecoderConfig& c, int64_t layer_index)
+    : DecoderBlockBase(c.hidden_size, layer_index) {
   input_layernorm =
       register_module("input_layernorm", RMSNorm(c.hidden_size, c.norm_eps));
   self_attn = register_module("self_attn", LlamaAttention(c, layer_index));
@@ -199,9 +219,11 @@ LlamaBlockImpl::LlamaBlockImpl(const DecoderConfig& c, int64_t layer_index) {
 
 at::Tensor LlamaBlockImpl::forward(const at::Tensor& hidden,
                                    const AttentionContext& ctx) {
-  at::Tensor h =
-      hidden + self_attn->forward(input_layernorm->forward(hidden), ctx);
-  return h + mlp->forward(post_attention_layernorm->forward(h));
+  const at::Tensor h = add_residual(
+      AdapterPlace::kAttention,
+      self_attn->forward(input_layernorm->forward(hidden), ctx), hidden);
+  return add_residual(AdapterPlace::kOutput,
+                      mlp->forward(post_attention_layernorm->forward(h)), h);
 }
 
 // --- GPT-2 -------------------------------------------------------------------
@@ -254,7 +276,8 @@ at::Tensor Gpt2MLPImpl::forward(const at::Tensor& x) {
       is_training());
 }
 
-Gpt2BlockImpl::Gpt2BlockImpl(const DecoderConfig& c, int64_t layer_index) {
+Gpt2BlockImpl::Gpt2BlockImpl(const DecoderConfig& c, int64_t layer_index)
+    : DecoderBlockBase(c.hidden_size, layer_index) {
   const auto norm = [&] {
     return torch::nn::LayerNorm(
         torch::nn::LayerNormOptions({c.hidden_size}).eps(c.norm_eps));
@@ -267,8 +290,10 @@ Gpt2BlockImpl::Gpt2BlockImpl(const DecoderConfig& c, int64_t layer_index) {
 
 at::Tensor Gpt2BlockImpl::forward(const at::Tensor& hidden,
                                   const AttentionContext& ctx) {
-  at::Tensor h = hidden + attn->forward(ln_1->forward(hidden), ctx);
-  return h + mlp->forward(ln_2->forward(h));
+  const at::Tensor h =
+      add_residual(AdapterPlace::kAttention,
+                   attn->forward(ln_1->forward(hidden), ctx), hidden);
+  return add_residual(AdapterPlace::kOutput, mlp->forward(ln_2->forward(h)), h);
 }
 
 }  // namespace peftcpp::models

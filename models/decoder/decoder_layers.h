@@ -133,8 +133,52 @@ class LlamaMLPImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LlamaMLP);
 
+/// An adapter in a block's residual connection, computing what replaces
+/// `hidden + residual` (AdapterHub's BottleneckLayer, which its GPT-2 and
+/// LLaMA blocks call with the sub-layer output, the block input or the
+/// attention result, and no layer norm: these models normalise before).
+class DecoderAdapterSlot : public torch::nn::Module {
+ public:
+  virtual at::Tensor forward(const at::Tensor& hidden,
+                             const at::Tensor& residual) = 0;
+};
+
+/// The two residual connections of a block, where AdapterHub puts
+/// mh_adapter and output_adapter.
+enum class AdapterPlace { kAttention, kOutput };
+
+/// What LLaMA and GPT-2 blocks share: two adapter slots, empty unless a
+/// method fills them (then registered as "attention_adapters" /
+/// "output_adapters", AdapterHub's module names).
+class DecoderBlockBase : public torch::nn::Module {
+ public:
+  DecoderBlockBase(int64_t hidden_size, int64_t layer_index)
+      : hidden_size_(hidden_size), layer_index_(layer_index) {}
+
+  /// Puts `slot` at `place` (null empties it).
+  void set_adapter_slot(AdapterPlace place,
+                        std::shared_ptr<DecoderAdapterSlot> slot);
+  std::shared_ptr<DecoderAdapterSlot> adapter_slot(AdapterPlace place) const {
+    return place == AdapterPlace::kAttention ? attention_adapters_
+                                             : output_adapters_;
+  }
+  int64_t hidden_size() const { return hidden_size_; }
+  int64_t layer_index() const { return layer_index_; }
+
+ protected:
+  /// `hidden + residual`, or the slot's output when one is set.
+  at::Tensor add_residual(AdapterPlace place, const at::Tensor& hidden,
+                          const at::Tensor& residual);
+
+ private:
+  int64_t hidden_size_;
+  int64_t layer_index_;
+  std::shared_ptr<DecoderAdapterSlot> attention_adapters_;
+  std::shared_ptr<DecoderAdapterSlot> output_adapters_;
+};
+
 /// A pre-norm LLaMA block.
-class LlamaBlockImpl : public torch::nn::Module {
+class LlamaBlockImpl : public DecoderBlockBase {
  public:
   LlamaBlockImpl(const DecoderConfig& config, int64_t layer_index);
   at::Tensor forward(const at::Tensor& hidden, const AttentionContext& ctx);
@@ -181,7 +225,7 @@ class Gpt2MLPImpl : public torch::nn::Module {
 TORCH_MODULE(Gpt2MLP);
 
 /// A pre-norm GPT-2 block.
-class Gpt2BlockImpl : public torch::nn::Module {
+class Gpt2BlockImpl : public DecoderBlockBase {
  public:
   Gpt2BlockImpl(const DecoderConfig& config, int64_t layer_index);
   at::Tensor forward(const at::Tensor& hidden, const AttentionContext& ctx);
