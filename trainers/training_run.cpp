@@ -284,6 +284,37 @@ void check_decoder(const ModelSection& model) {
   }
 }
 
+// Attaches the method to a decoder and runs the Trainer (both decoder
+// paths: instruction tuning and sequence classification).
+TrainResult train_decoder(const RunConfig& config, models::LoadedDecoder base,
+                          const data::TokenizedDataset& train,
+                          const std::optional<data::TokenizedDataset>& eval,
+                          std::vector<data::Metric> metrics, int64_t pad_id) {
+  peft::AdapterConfig method = config.method;
+  if (method.base_model_name_or_path.empty())
+    method.base_model_name_or_path = config.model.path.string();
+  peft::PeftModel peft_model(std::move(base));
+  peft_model->add_adapter("default", method);
+  peft_model->to(c10::Device(config.trainer.device));
+  std::fprintf(stderr, "%s\n",
+               peft_model->trainable_parameters_report().c_str());
+
+  TrainerOptions options = config.trainer;
+  options.metrics = std::move(metrics);
+  fs::create_directories(options.output_dir);
+  if (!fs::exists(options.output_dir / "run_config.yaml")) {
+    write_file_atomically(options.output_dir / "run_config.yaml",
+                          [&](std::ostream& o) { o << config.source_text; });
+  }
+  PeftCausalLM model(peft_model);
+  Trainer trainer(model, train, eval ? &*eval : nullptr, options,
+                  run_fingerprint(config), pad_id);
+  TrainResult result = trainer.train();
+  std::printf("%s", format_summary_table(result).c_str());
+  std::fflush(stdout);
+  return result;
+}
+
 TrainResult run_instruction_training(const RunConfig& config) {
   check_decoder(config.model);
   auto [train_examples, eval_examples] =
@@ -296,30 +327,33 @@ TrainResult run_instruction_training(const RunConfig& config) {
   std::optional<data::TokenizedDataset> eval;
   if (eval_examples)
     eval = tokenize_instructions(*eval_examples, text, config.task, "eval");
+  return train_decoder(config, std::move(base), train, eval, {}, text.pad_id);
+}
 
-  peft::AdapterConfig method = config.method;
-  if (method.base_model_name_or_path.empty())
-    method.base_model_name_or_path = config.model.path.string();
-  peft::PeftModel peft_model(std::move(base));
-  peft_model->add_adapter("default", method);
-  peft_model->to(c10::Device(config.trainer.device));
-  std::fprintf(stderr, "%s\n",
-               peft_model->trainable_parameters_report().c_str());
-
-  TrainerOptions options = config.trainer;
-  options.metrics.clear();
-  fs::create_directories(options.output_dir);
-  if (!fs::exists(options.output_dir / "run_config.yaml")) {
-    write_file_atomically(options.output_dir / "run_config.yaml",
-                          [&](std::ostream& o) { o << config.source_text; });
-  }
-  PeftCausalLM model(peft_model);
-  Trainer trainer(model, train, eval ? &*eval : nullptr, options,
-                  run_fingerprint(config), text.pad_id);
-  TrainResult result = trainer.train();
-  std::printf("%s", format_summary_table(result).c_str());
-  std::fflush(stdout);
-  return result;
+// A decoder with a new classification head (...ForSequenceClassification,
+// PEFT's SEQ_CLS: the score layer trains as modules_to_save).
+TrainResult run_decoder_classification(const RunConfig& config) {
+  const TaskData task = read_task(config.task, /*need_train=*/true);
+  const models::LoadEncoderOptions head =
+      classifier_options(config.model, task.train);
+  models::LoadDecoderOptions o;
+  o.head = models::DecoderHead::kSequenceClassification;
+  o.dtype = head.dtype;
+  o.id2label = head.id2label;
+  o.problem_type = head.problem_type;
+  torch::manual_seed(config.trainer.seed);  // the new head and the adapter
+  models::LoadedDecoder base = models::load_decoder(config.model.path, o);
+  const DecoderText text = load_decoder_text(config.model.path, base.config);
+  const std::string tok_fp = data::tokenizer_fingerprint(config.model.path);
+  const data::TokenizedDataset train =
+      tokenize(task.train, text.tokenizer, tok_fp, config.task, "train");
+  std::optional<data::TokenizedDataset> eval;
+  if (task.eval)
+    eval = tokenize(*task.eval, text.tokenizer, tok_fp, config.task, "eval");
+  // The head pools the last token that is not the config's pad id, so
+  // batches must be padded with exactly that id.
+  const int64_t pad = base.config.pad_token_id.value_or(text.pad_id);
+  return train_decoder(config, std::move(base), train, eval, task.metrics, pad);
 }
 
 EvalResult run_instruction_evaluation(const ModelSection& model,
@@ -355,6 +389,8 @@ TrainResult run_training(const RunConfig& config) {
     at::set_num_threads(config.model.threads);
   if (config.task.instruction)
     return run_instruction_training(config);
+  if (models::is_decoder_checkpoint(config.model.path))
+    return run_decoder_classification(config);
   const TaskData task = read_task(config.task, /*need_train=*/true);
   const auto tokenizer = data::Tokenizer::from_pretrained(config.model.path);
   const std::string tok_fp = data::tokenizer_fingerprint(config.model.path);

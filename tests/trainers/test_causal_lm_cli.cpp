@@ -224,3 +224,30 @@ TEST_CASE("an instruction run on an encoder folder is refused by name",
   CHECK_THAT(r.output, Catch::Contains("expected model.path a decoder-only "
                                        "model"));
 }
+
+TEST_CASE(
+    "a decoder folder with a classification task trains a SEQ_CLS adapter "
+    "(score head in modules_to_save)",
+    "[cli][train][causal_lm]") {
+  ScratchDir tmp("causal_lm_cli_seq_cls");
+  write(tmp / "run.yaml",
+        "model: {path: " + fixture("models/llama").string() +
+            ", threads: 1}\n"
+            "task: {glue: sst2, data_dir: " +
+            (peftcpp::testing::shared_dir() / "data/glue/SST-2").string() +
+            ", max_train_examples: 64, max_eval_examples: 24, cache_dir: " +
+            (tmp / "cache").string() +
+            "}\n"
+            "method: {peft_type: LORA, r: 4, target_modules: [q_proj]}\n"
+            "trainer: {num_train_epochs: 1, batch_size: 16, "
+            "learning_rate: 1e-2}\n");
+  const CommandResult r = cli("train --config " + (tmp / "run.yaml").string() +
+                              " --output-dir " + (tmp / "out").string());
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.output, Catch::Contains("best eval accuracy"));
+  std::ifstream cfg(tmp / "out/adapter/adapter_config.json");
+  const auto adapter = nlohmann::json::parse(cfg);
+  CHECK(adapter.at("task_type") == "SEQ_CLS");
+  CHECK_THAT(adapter.at("modules_to_save").dump(), Catch::Contains("score"));
+}
