@@ -110,13 +110,6 @@ void PeftModelImpl::add_adapter(const std::string& name,
         base_->has_classifier() ? "use task_type SEQ_CLS for a classifier"
                                 : "use task_type FEATURE_EXTRACTION"));
   }
-  if (std::holds_alternative<BottleneckConfig>(cfg.method) && is_decoder()) {
-    throw std::invalid_argument(error_message(
-        "add_adapter", "an encoder for a bottleneck adapter",
-        base_->model_class(),
-        "decoder blocks have no adapter slots yet; use LoRA, (IA)^3 or a "
-        "prompt method"));
-  }
   if (cfg.task_type == "SEQ_CLS") {
     if (!base_->has_classifier()) {
       throw std::invalid_argument(error_message(

@@ -47,14 +47,19 @@ void PeftModelImpl::save_adapter(const fs::path& dir,
   if (e.config.peft_type() == PeftType::kBottleneck) {
     const TensorMap head =
         e.head ? e.head->state_dict_to_save("") : TensorMap{};
-    const models::LoadedEncoder& encoder = encoder_for("save_adapter");
-    std::string model_class = encoder.config.architectures.empty()
-                                  ? std::string()
-                                  : encoder.config.architectures.front();
-    save_adapterhub_folder(dir, e.name,
-                           std::get<BottleneckConfig>(e.config.method), info_,
-                           model_class, e.method->state_dict_to_save(""), head,
-                           encoder.config.id2label);
+    // AdapterHub records the model class (its head loads only into that
+    // class) and the head's labels.
+    const std::vector<std::string>& architectures =
+        is_decoder() ? decoder_for("save_adapter").config.architectures
+                     : encoder_for("save_adapter").config.architectures;
+    const std::vector<std::string>& id2label =
+        is_decoder() ? decoder_for("save_adapter").config.id2label
+                     : encoder_for("save_adapter").config.id2label;
+    const std::string model_class =
+        architectures.empty() ? std::string() : architectures.front();
+    save_adapterhub_folder(
+        dir, e.name, std::get<BottleneckConfig>(e.config.method), info_,
+        model_class, e.method->state_dict_to_save(""), head, id2label);
     return;
   }
   const std::string prefix = saved_prefix(e.config.peft_type());

@@ -349,11 +349,17 @@ TEST_CASE("decoder PeftModels refuse what they cannot do, saying why",
   CHECK_THROWS_WITH(lm->add_adapter("a", seq_cls),
                     Catch::Contains("classification head") &&
                         Catch::Contains("LlamaForCausalLM"));
+  // Bottleneck adapters go into the blocks' residual connections
+  // (test_bottleneck_decoders.cpp), but one placed nowhere is refused.
   AdapterConfig bottleneck;
   bottleneck.task_type = "CAUSAL_LM";
-  bottleneck.method = peft::BottleneckConfig{};
+  peft::BottleneckConfig nowhere;
+  nowhere.mh_adapter = false;
+  nowhere.output_adapter = false;
+  bottleneck.method = nowhere;
   CHECK_THROWS_WITH(lm->add_adapter("b", bottleneck),
-                    Catch::Contains("bottleneck"));
+                    Catch::Contains("at least one place for the adapter") &&
+                        Catch::Contains("on a model of 2 layers"));
   CHECK_THROWS_WITH(lm->base(), Catch::Contains("decoder"));
   CHECK_FALSE(lm->has_adapter("a"));
   CHECK_FALSE(lm->has_adapter("b"));
