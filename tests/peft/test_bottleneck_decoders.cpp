@@ -1,7 +1,7 @@
 // AdapterHub bottleneck adapters (adapters 1.3.0) in decoder-only models,
 // against its outputs on tiny random GPT2LMHeadModel and LlamaForCausalLM:
-// - its seq_bn (Pfeiffer) and double_seq_bn (Houlsby) folders, both file
-//   formats, load here (attention_adapters / output_adapters of every
+// - its seq_bn (Pfeiffer), double_seq_bn (Houlsby) and par_bn folders, both
+//   file formats, load here (attention_adapters / output_adapters of every
 //   block, its parameter names) and give its logits on a right-padded batch
 //   (fp32, |delta| <= 1e-5 on real tokens); disabled, the base model's;
 // - adapters made here save under AdapterHub's names, load back with the
@@ -36,7 +36,7 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::vector<std::string> kModels = {"gpt2", "llama"};
-const std::vector<std::string> kConfigs = {"seq_bn", "double_seq_bn"};
+const std::vector<std::string> kConfigs = {"seq_bn", "double_seq_bn", "par_bn"};
 
 fs::path fixture() {
   const fs::path dir = testing::fixture_dir() / "bottleneck";
@@ -88,8 +88,8 @@ std::string adapters_python() {
 }
 
 // AdapterHub must load a folder we wrote and give our logits.
-void check_in_adapterhub(const std::string& model, const fs::path& adapter,
-                         const at::Tensor& our_logits,
+void check_in_adapterhub(const std::string& model, const std::string& config,
+                         const fs::path& adapter, const at::Tensor& our_logits,
                          const testing::ScratchDir& scratch) {
   const fs::path expected = scratch / "ours.safetensors";
   models::save_safetensors(expected, {{"logits", our_logits.contiguous()}});
@@ -103,7 +103,7 @@ void check_in_adapterhub(const std::string& model, const fs::path& adapter,
   INFO(r.output);
   REQUIRE(r.code == 0);
   std::printf("[bottleneck decoders] %s %s in AdapterHub: %s", model.c_str(),
-              adapter.parent_path().filename().c_str(),
+              config.c_str(),
               r.output.substr(r.output.rfind("max_abs_diff")).c_str());
 }
 
@@ -142,8 +142,9 @@ TEST_CASE(
           CHECK(real_token_diff(m->forward(in), expected.at("base_logits"),
                                 in.attention_mask) <= 1e-5);
         }
-        // Where AdapterHub puts them: output_adapters for seq_bn, both
-        // residual connections for double_seq_bn, in every block.
+        // Where AdapterHub puts them: output_adapters for seq_bn and
+        // par_bn, both residual connections for double_seq_bn, in every
+        // block.
         const std::string block =
             model == "gpt2" ? "transformer.h.1." : "model.layers.1.";
         const std::set<std::string> keys = adapter_keys(m);
@@ -152,7 +153,7 @@ TEST_CASE(
         CHECK(keys.count(block +
                          "attention_adapters.adapters.a.adapter_up.weight") ==
               (config == "double_seq_bn" ? 1u : 0u));
-        CHECK(keys.size() == (config == "seq_bn" ? 8u : 16u));
+        CHECK(keys.size() == (config == "double_seq_bn" ? 16u : 8u));
       }
     }
   }
@@ -205,7 +206,7 @@ TEST_CASE(
       again->set_adapter("b");
       CHECK(real_token_diff(again->forward(in), logits, in.attention_mask) <=
             1e-6);
-      check_in_adapterhub(model, dir, logits, scratch);
+      check_in_adapterhub(model, config, dir, logits, scratch);
 
       // Deleted, the blocks are the base model's again (with a LoRA
       // adapter active instead, whose zero B leaves the outputs as they are).
