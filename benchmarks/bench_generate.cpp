@@ -25,6 +25,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
+#include <torch/cuda.h>
 
 #include <algorithm>
 #include <chrono>
@@ -37,6 +38,7 @@
 #include "models/checkpoint/safetensors.h"
 #include "models/decoder/generation.h"
 #include "models/decoder/load_decoder.h"
+#include "models/encoder/load_encoder.h"
 
 namespace {
 
@@ -129,6 +131,9 @@ int main(int argc, char** argv) {
   int64_t max_new_tokens = 64;
   std::vector<int64_t> stop_tokens;
   int64_t pad_token = -1;
+  std::string device_name = "cpu", dtype_name = "float32";
+  app.add_option("--device", device_name, "cpu, cuda or cuda:N");
+  app.add_option("--dtype", dtype_name, "float32, bfloat16 or float16");
   app.add_option("--model", model_path, "GGUF file or model folder")
       ->required();
   app.add_option("--inputs", inputs_path,
@@ -154,10 +159,24 @@ int main(int argc, char** argv) {
     if (threads > 0)
       at::set_num_threads(threads);
     torch::NoGradGuard no_grad;
-    const std::vector<Workload> workloads = read_workloads(inputs_path);
+    const c10::Device device(device_name);
+    std::vector<Workload> workloads = read_workloads(inputs_path);
+    for (Workload& w : workloads) {
+      w.input_ids = w.input_ids.to(device);
+      if (w.attention_mask.defined())
+        w.attention_mask = w.attention_mask.to(device);
+    }
+    // GPU work is asynchronous: time up to the device's completion.
+    const auto sync = [&] {
+      if (device.is_cuda())
+        torch::cuda::synchronize();
+    };
 
     const auto t_load = Clock::now();
-    models::LoadedDecoder loaded = models::load_decoder(model_path);
+    models::LoadDecoderOptions load_options;
+    load_options.device = device;
+    load_options.dtype = models::parse_dtype(dtype_name);
+    models::LoadedDecoder loaded = models::load_decoder(model_path, load_options);
     if (loaded.causal_lm.is_empty()) {
       throw std::invalid_argument("[bench_generate] expected a causal LM in " +
                                   model_path + ", got a classifier");
@@ -187,13 +206,20 @@ int main(int argc, char** argv) {
       in.cache = &cache;
       return lm.forward(in, /*logits_to_keep=*/1);
     };
+    const auto timed_run = [&](const Workload& w) {
+      sync();
+      const auto t0 = Clock::now();
+      run(w);
+      sync();
+      return elapsed_ms(t0);
+    };
 
     std::vector<std::pair<std::string, at::Tensor>> outputs;
     for (int r = 0; r < warmup; ++r) {
       for (const Workload& w : workloads) {
         at::Tensor out = run(w);
         if (r == 0 && w.generate)
-          outputs.emplace_back(w.name + ".sequences", out);
+          outputs.emplace_back(w.name + ".sequences", out.cpu());
       }
     }
     if (!outputs_path.empty())
@@ -203,9 +229,7 @@ int main(int argc, char** argv) {
     for (int r = 0; r < rounds; ++r) {
       for (size_t k = 0; k < workloads.size(); ++k) {
         const Workload& w = workloads[(k + r) % workloads.size()];
-        const auto t0 = Clock::now();
-        run(w);
-        ms[w.name].push_back(elapsed_ms(t0));
+        ms[w.name].push_back(timed_run(w));
       }
     }
 

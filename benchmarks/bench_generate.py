@@ -97,9 +97,17 @@ def reference_worker(args):
     inputs = load_file(args.inputs)
     names = workload_names(inputs)
 
+    device = torch.device(args.device)
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,
+             "float16": torch.float16}[args.dtype]
     t0 = time.perf_counter()
-    d, f = os.path.split(args.model)
-    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32).eval()
+    if os.path.isdir(args.model):
+        model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype)
+    else:
+        d, f = os.path.split(args.model)
+        model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=dtype)
+    model = model.to(device).eval()
+    inputs = {k: v.to(device) for k, v in inputs.items()}
     load_s = time.perf_counter() - t0
     with open("/proc/self/statm") as f:
         loaded_rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -116,20 +124,26 @@ def reference_worker(args):
         with torch.inference_mode():
             return model(input_ids=ids, use_cache=True, logits_to_keep=1).logits
 
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     outputs = {}
     for r in range(args.warmup):
         for name in names:
             out = run(name)
             if r == 0 and name.startswith("generate."):
-                outputs[name + ".sequences"] = out.contiguous()
+                outputs[name + ".sequences"] = out.cpu().contiguous()
     if args.outputs:
         save_file(outputs, args.outputs)
     ms = {name: [] for name in names}
     for r in range(args.rounds):
         for k in range(len(names)):
             name = names[(k + r) % len(names)]
+            sync()
             t0 = time.perf_counter()
             run(name)
+            sync()
             ms[name].append((time.perf_counter() - t0) * 1e3)
     print(json.dumps({
         "stack": "transformers", "threads": torch.get_num_threads(), "load_s": load_s,
@@ -185,8 +199,13 @@ def main() -> int:
     ap.add_argument("--save-inputs", metavar="PATH",
                     help="write the workloads' ids here and exit (to run the C++ program alone)")
     # Worker mode (the transformers process the driver starts).
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (both stacks)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    ap.add_argument("--model", help="GGUF file or model folder (default: the SmolLM2 GGUF)")
+    ap.add_argument("--inputs-from", metavar="PATH",
+                    help="token ids written by --save-inputs (no tokenizer needed; give "
+                         "--stop-token and --pad-token)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--inputs", help=argparse.SUPPRESS)
     ap.add_argument("--outputs", help=argparse.SUPPRESS)
     ap.add_argument("--stop-token", type=int, help=argparse.SUPPRESS)
@@ -204,11 +223,17 @@ def main() -> int:
     from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
-    gguf = smollm2_gguf()
-    tok = AutoTokenizer.from_pretrained(os.path.dirname(gguf), gguf_file=os.path.basename(gguf))
-    eos = tok.eos_token_id
-    pad = tok.pad_token_id if tok.pad_token_id is not None else eos
-    inputs = make_inputs(tok, sst2_sentences(SST2_DEV), args.prefill_lengths, args.batches)
+    gguf = args.model or smollm2_gguf()
+    if args.inputs_from:
+        from safetensors.torch import load_file
+        inputs = load_file(args.inputs_from)
+        eos, pad = args.stop_token, args.pad_token
+    else:
+        tok = AutoTokenizer.from_pretrained(os.path.dirname(gguf),
+                                            gguf_file=os.path.basename(gguf))
+        eos = tok.eos_token_id
+        pad = tok.pad_token_id if tok.pad_token_id is not None else eos
+        inputs = make_inputs(tok, sst2_sentences(SST2_DEV), args.prefill_lengths, args.batches)
     names = workload_names(inputs)
     if args.save_inputs:
         save_file(inputs, args.save_inputs)
@@ -226,7 +251,8 @@ def main() -> int:
         common = ["--model", gguf, "--inputs", ids_path, "--threads", str(args.threads),
                   "--rounds", str(args.rounds), "--warmup", str(args.warmup),
                   "--max-new-tokens", str(args.max_new_tokens),
-                  "--stop-token", str(eos), "--pad-token", str(pad)]
+                  "--stop-token", str(eos), "--pad-token", str(pad),
+                  "--device", args.device, "--dtype", args.dtype]
         out = {"peftcpp": os.path.join(tmp, "cpp.safetensors"),
                "transformers": os.path.join(tmp, "py.safetensors")}
         cmds = {"peftcpp": [args.bin] + common,
@@ -266,8 +292,12 @@ def main() -> int:
 
     lines = []
     one_min = [x[0] for x in loads]
+    model_desc = ("SmolLM2-135M-Instruct (Q4_1 GGUF dequantized to float32)" if not args.model
+                  else f"{args.model} ({args.dtype})")
+    device_desc = ("CPU" if args.device == "cpu"
+                   else f"{torch.cuda.get_device_name(0)} ({args.device}, {args.dtype})")
     lines.append(
-        f"SmolLM2-135M-Instruct (Q4_1 GGUF dequantized to float32), CPU, {args.threads} "
+        f"{model_desc}, {device_desc}, {args.threads} "
         f"thread{'s' if args.threads > 1 else ''}; {os.cpu_count()} cores ({platform.processor() or platform.machine()}); "
         f"torch {torch.__version__}, transformers {transformers.__version__}; {args.runs} "
         f"fresh processes per stack, alternating, each {args.warmup} warm-up + "
