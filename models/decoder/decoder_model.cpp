@@ -150,10 +150,15 @@ at::Tensor Gpt2Model::forward(const DecoderInputs& inputs) {
   const int64_t past = past_length(inputs);
   const at::Tensor pos = positions(inputs, length, past, hidden.device());
   const int64_t max_pos = config_.max_position_embeddings;
-  if (pos.numel() > 0 && pos.max().item<int64_t>() >= max_pos) {
+  // Derived positions end at past + length - 1, known here; given ones are
+  // read from the tensor (a device sync, only then).
+  const int64_t last = inputs.position_ids.defined()
+                           ? (pos.numel() > 0 ? pos.max().item<int64_t>() : 0)
+                           : past + length - 1;
+  if (last >= max_pos) {
     throw std::invalid_argument(error_message(
         "Gpt2Model", "positions below n_positions = " + std::to_string(max_pos),
-        "position " + std::to_string(pos.max().item<int64_t>()),
+        "position " + std::to_string(last),
         "shorten the input (past + new tokens)"));
   }
   hidden = hidden + wpe->forward(pos);

@@ -129,6 +129,9 @@ GenerationOutput generate(CausalLMImpl& model, const GenerationInputs& in,
       in.prompt_embeds.defined() ? in.prompt_embeds.size(1) : 0;
   at::Tensor full_mask = at::cat(
       {at::ones({batch, prefix_length + virtual_length}, long_opts), mask}, 1);
+  // Checked once: without padding the cached steps pass no mask at all, so
+  // the model need not look at one (a device sync per step on a GPU).
+  const bool padded = !mask.all().item<bool>();
   at::Tensor all_positions = positions_from_mask(full_mask);
   // PEFT drops position ids when it puts prompt embeddings in front
   // (prepare_inputs_for_generation), so the model counts positions from
@@ -200,7 +203,12 @@ GenerationOutput generate(CausalLMImpl& model, const GenerationInputs& in,
       finished = finished | at::isin(next, stops);
     if (on_step)
       on_step(step + 1);
-    if (step + 1 == o.max_new_tokens || finished.all().item<bool>())
+    if (step + 1 == o.max_new_tokens)
+      break;
+    // Nothing can have stopped while stop tokens are suppressed; skipping
+    // the check there saves a device sync per step.
+    if (stops.numel() > 0 && step + 1 >= o.min_new_tokens &&
+        finished.all().item<bool>())
       break;
 
     full_mask = at::cat({full_mask, at::ones({batch, 1}, long_opts)}, 1);
@@ -210,7 +218,8 @@ GenerationOutput generate(CausalLMImpl& model, const GenerationInputs& in,
     DecoderInputs next_inputs;
     if (o.use_cache) {
       next_inputs.input_ids = next.unsqueeze(1);
-      next_inputs.attention_mask = full_mask;
+      if (padded)
+        next_inputs.attention_mask = full_mask;
       if (!counted_positions)
         next_inputs.position_ids = last_position;
       next_inputs.cache = &cache;
