@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <set>
 #include <stdexcept>
+#include <unordered_set>
 
 #include "common/error.h"
 #include "peft/bottleneck.h"
@@ -450,7 +451,12 @@ bool PeftModelImpl::is_decoder() const {
 
 ParameterCount PeftModelImpl::count_parameters() const {
   ParameterCount count;
+  // A tied tensor (an lm_head that is the embedding table) is registered
+  // twice; count it once, as PyTorch's parameters() does.
+  std::unordered_set<const c10::TensorImpl*> seen;
   for (const auto& p : parameters()) {
+    if (!seen.insert(p.unsafeGetTensorImpl()).second)
+      continue;
     count.total += p.numel();
     if (p.requires_grad())
       count.trainable += p.numel();

@@ -341,6 +341,20 @@ TEST_CASE("prefix tuning on a GQA decoder has the key/value heads' shape",
   CHECK(model->count_parameters().trainable == 5 * 2 * 2 * 16);
 }
 
+TEST_CASE("tied embeddings count once in the parameter report",
+          "[peft][decoder]") {
+  // GPT-2 ties lm_head to wte: PEFT (PyTorch's parameters()) counts the
+  // shared tensor once.
+  PeftModel model = load_base("gpt2");
+  const models::DecoderConfig& c = model->decoder().config;
+  REQUIRE(c.tie_word_embeddings);
+  int64_t with_duplicates = 0;
+  for (const auto& p : model->parameters())
+    with_duplicates += p.numel();
+  CHECK(model->count_parameters().total ==
+        with_duplicates - c.vocab_size * c.hidden_size);
+}
+
 TEST_CASE("decoder PeftModels refuse what they cannot do, saying why",
           "[peft][decoder][errors]") {
   PeftModel lm = load_base("llama");
