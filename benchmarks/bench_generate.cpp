@@ -22,10 +22,10 @@
 
 #include <c10/core/InferenceMode.h>
 #include <sys/resource.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
-#include <torch/cuda.h>
 
 #include <algorithm>
 #include <chrono>
@@ -176,7 +176,8 @@ int main(int argc, char** argv) {
     models::LoadDecoderOptions load_options;
     load_options.device = device;
     load_options.dtype = models::parse_dtype(dtype_name);
-    models::LoadedDecoder loaded = models::load_decoder(model_path, load_options);
+    models::LoadedDecoder loaded =
+        models::load_decoder(model_path, load_options);
     if (loaded.causal_lm.is_empty()) {
       throw std::invalid_argument("[bench_generate] expected a causal LM in " +
                                   model_path + ", got a classifier");

@@ -157,9 +157,9 @@ Tokenizer Tokenizer::from_file(const fs::path& path) {
 Tokenizer Tokenizer::from_json(const nlohmann::json& j,
                                std::string_view where) {
   if (!j.is_object()) {
-    throw std::runtime_error(error_message(
-        "Tokenizer::from_json", "a JSON object in " + std::string(where),
-        j.type_name()));
+    throw std::runtime_error(
+        error_message("Tokenizer::from_json",
+                      "a JSON object in " + std::string(where), j.type_name()));
   }
   const std::string file = std::string(where) + ": ";
   const auto part = [&](const char* key) {

@@ -205,7 +205,8 @@ TEST_CASE("decoders run on CUDA in fp32, bf16 and fp16 and match the CPU",
       DecoderInputs in;
       in.input_ids = refs.at("left_input_ids").cuda();
       in.attention_mask = refs.at("left_attention_mask").cuda();
-      const at::Tensor logits = half.causal_lm->forward(in).cpu().to(at::kFloat);
+      const at::Tensor logits =
+          half.causal_lm->forward(in).cpu().to(at::kFloat);
       CHECK(logits.isfinite().all().item<bool>());
       const at::Tensor expected = refs.at("left_logits");
       const double scale = expected.abs().max().item<double>();
