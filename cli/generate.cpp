@@ -14,10 +14,10 @@
 
 #include "cli/commands.h"
 #include "cli/encode_inputs.h"
-#include "cli/model_source.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "data/chat_template.h"
+#include "data/tokenizer/model_files.h"
 #include "models/decoder/generation.h"
 #include "models/decoder/load_decoder.h"
 #include "models/encoder/load_encoder.h"
@@ -48,7 +48,7 @@ struct GenerateFlags {
 // The prompt texts as the model sees them: the chat template around each
 // (system message first when given) or the plain text.
 std::vector<std::string> prompt_texts(const GenerateFlags& f,
-                                      const ChatFormat& format) {
+                                      const data::ChatFormat& format) {
   if (!f.chat)
     return f.prompts;
   if (!format.chat_template.has_value()) {
@@ -90,10 +90,10 @@ void run_generate(const GenerateFlags& f) {
   load_options.dtype = models::parse_dtype(f.dtype);
   const auto load_start = std::chrono::steady_clock::now();
   models::LoadedDecoder loaded = models::load_decoder(f.model, load_options);
-  const data::Tokenizer tokenizer = load_model_tokenizer(f.model);
-  const ChatFormat format =
-      read_chat_format(f.model, tokenizer, loaded.config.eos_token_ids,
-                       loaded.config.pad_token_id);
+  const data::Tokenizer tokenizer = data::load_model_tokenizer(f.model);
+  const data::ChatFormat format =
+      data::read_chat_format(f.model, tokenizer, loaded.config.eos_token_ids,
+                             loaded.config.pad_token_id);
   const double load_seconds = std::chrono::duration<double>(
                                   std::chrono::steady_clock::now() - load_start)
                                   .count();
@@ -105,7 +105,7 @@ void run_generate(const GenerateFlags& f) {
   encode.add_special_tokens = !f.chat;
   encode.padding = data::PaddingStrategy::kLongest;
   encode.padding_side = data::Side::kLeft;
-  data::Tokenizer batch_tokenizer = load_model_tokenizer(f.model);
+  data::Tokenizer batch_tokenizer = data::load_model_tokenizer(f.model);
   if (!batch_tokenizer.pad_token().has_value()) {
     if (!format.pad_token_id.has_value() && texts.size() > 1) {
       throw std::invalid_argument(error_message(

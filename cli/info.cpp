@@ -10,7 +10,7 @@
 #include <map>
 
 #include "cli/commands.h"
-#include "cli/model_source.h"
+#include "data/tokenizer/model_files.h"
 #include "models/checkpoint/gguf_checkpoint.h"
 #include "models/checkpoint/state_dict.h"
 #include "models/decoder/decoder_config.h"
@@ -126,7 +126,7 @@ json describe_gguf(const fs::path& path) {
 }
 
 json describe(const fs::path& dir) {
-  if (is_gguf_path(dir))
+  if (data::is_gguf_path(dir))
     return describe_gguf(dir);
   std::map<std::string, int64_t> params_by_dtype;
   json j;

@@ -13,9 +13,9 @@
 
 #include "cli/commands.h"
 #include "cli/encode_inputs.h"
-#include "cli/model_source.h"
 #include "cli/predict_decoder.h"
 #include "common/error.h"
+#include "data/tokenizer/model_files.h"
 #include "models/checkpoint/safetensors.h"
 #include "models/decoder/load_decoder.h"
 #include "models/encoder/encoder_runner.h"
@@ -123,8 +123,8 @@ void run_predict(const PredictFlags& f) {
   check_output_path(f.output, "--output");
   const std::vector<InputLine> lines = read_jsonl_inputs(f.input);
   std::optional<data::Tokenizer> tokenizer;
-  if (is_gguf_path(f.model) || has_tokenizer_files(f.model))
-    tokenizer = load_model_tokenizer(f.model);
+  if (data::is_gguf_path(f.model) || has_tokenizer_files(f.model))
+    tokenizer = data::load_model_tokenizer(f.model);
   const auto t_tokenize = std::chrono::steady_clock::now();
   const auto encodings =
       encode_inputs(tokenizer ? &*tokenizer : nullptr, lines,

@@ -8,8 +8,8 @@
 
 #include "cli/commands.h"
 #include "cli/encode_inputs.h"
-#include "cli/model_source.h"
 #include "common/atomic_file.h"
+#include "data/tokenizer/model_files.h"
 
 namespace peftcpp::cli {
 
@@ -26,7 +26,7 @@ struct TokenizeFlags {
 void run_tokenize(const TokenizeFlags& f) {
   check_output_path(f.output, "--output");
   const std::vector<InputLine> lines = read_jsonl_inputs(f.input);
-  const data::Tokenizer tokenizer = load_model_tokenizer(f.model);
+  const data::Tokenizer tokenizer = data::load_model_tokenizer(f.model);
   const auto encodings = encode_inputs(
       &tokenizer, lines, to_encode_options(f.tokenization), f.input);
   write_file_atomically(f.output, [&](std::ostream& out) {

@@ -17,6 +17,7 @@
 #include "data/dataset/glue.h"
 #include "data/dataset/instruction_dataset.h"
 #include "data/tokenizer/gguf_tokenizer.h"
+#include "data/tokenizer/model_files.h"
 #include "models/decoder/load_decoder.h"
 #include "models/encoder/load_encoder.h"
 #include "models/gguf/gguf_file.h"
@@ -151,58 +152,19 @@ struct DecoderText {
   int64_t pad_id = 0;
 };
 
-// A special token of tokenizer_config.json: "<s>" or {"content": "<s>"}.
-std::optional<std::string> config_token(const nlohmann::json& config,
-                                        const char* key) {
-  if (!config.is_object() || !config.contains(key))
-    return std::nullopt;
-  const auto& v = config[key];
-  if (v.is_string())
-    return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string())
-    return v["content"].get<std::string>();
-  return std::nullopt;
-}
-
 // The tokenizer, chat template and special tokens of a .gguf file (its
 // metadata) or a folder (tokenizer.json, tokenizer_config.json,
 // chat_template.jinja, as transformers 5 saves them); the model config's
 // eos and pad ids fill in what the tokenizer files leave out.
 DecoderText load_decoder_text(const fs::path& path,
                               const models::DecoderConfig& config) {
-  std::optional<std::string> chat_template;
-  std::optional<int64_t> bos, eos, pad = config.pad_token_id;
-  auto text = [&]() -> DecoderText {
-    if (path.extension() == ".gguf") {
-      const gguf::GgufFile file = gguf::GgufFile::open(path);
-      const data::GgufTokenizerInfo info =
-          data::gguf_tokenizer_info(file.metadata(), path.string());
-      chat_template = info.chat_template;
-      bos = info.bos_id;
-      eos = info.eos_id;
-      if (info.pad_id)
-        pad = info.pad_id;
-      return {data::tokenizer_from_gguf(file), nullptr, {}, 0};
-    }
-    DecoderText t{data::Tokenizer::from_pretrained(path), nullptr, {}, 0};
-    nlohmann::json tc;
-    if (std::ifstream in(path / "tokenizer_config.json"); in)
-      tc = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (fs::is_regular_file(path / "chat_template.jinja")) {
-      chat_template =
-          read_text_file(path / "chat_template.jinja", "chat template");
-    } else if (tc.is_object() && tc.contains("chat_template") &&
-               tc["chat_template"].is_string()) {
-      chat_template = tc["chat_template"].get<std::string>();
-    }
-    if (const auto b = config_token(tc, "bos_token"))
-      bos = t.tokenizer.token_to_id(*b);
-    if (const auto e = config_token(tc, "eos_token"))
-      eos = t.tokenizer.token_to_id(*e);
-    if (t.tokenizer.pad_token())
-      pad = t.tokenizer.pad_token()->id;
-    return t;
-  }();
+  DecoderText text{data::load_model_tokenizer(path), nullptr, {}, 0};
+  const data::ChatFormat files = data::read_chat_format(
+      path, text.tokenizer, config.eos_token_ids, config.pad_token_id);
+  const std::optional<std::string>& chat_template = files.chat_template;
+  const std::optional<int64_t> bos = files.bos_id;
+  std::optional<int64_t> eos = files.eos_id;
+  const std::optional<int64_t> pad = files.pad_id;
   if (!eos && !config.eos_token_ids.empty())
     eos = config.eos_token_ids.front();
   if (chat_template) {

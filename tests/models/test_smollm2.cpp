@@ -10,8 +10,8 @@
 
 #include <fstream>
 
-#include "cli/model_source.h"
 #include "data/chat_template.h"
+#include "data/tokenizer/model_files.h"
 #include "models/checkpoint/state_dict.h"
 #include "models/decoder/generation.h"
 #include "models/decoder/load_decoder.h"
@@ -78,7 +78,7 @@ TEST_CASE(
   CHECK(model.unexpected_keys.empty());
   CHECK(model.config.num_hidden_layers == 30);
   CHECK(model.config.num_key_value_heads == 3);
-  const data::Tokenizer tok = cli::load_model_tokenizer(gguf_path());
+  const data::Tokenizer tok = data::load_model_tokenizer(gguf_path());
   const models::StateDict refs =
       models::load_checkpoint(fixture("refs.safetensors"));
   const nlohmann::json all = prompts();
@@ -104,7 +104,7 @@ TEST_CASE(
 TEST_CASE("SmolLM2 GGUF: 32 greedy tokens equal transformers' generate()",
           "[decoder][gguf][generation][slow]") {
   models::LoadedDecoder& model = smollm2();
-  const data::Tokenizer tok = cli::load_model_tokenizer(gguf_path());
+  const data::Tokenizer tok = data::load_model_tokenizer(gguf_path());
   const models::StateDict refs =
       models::load_checkpoint(fixture("refs.safetensors"));
   const nlohmann::json all = prompts();
@@ -124,9 +124,9 @@ TEST_CASE("SmolLM2 GGUF: 32 greedy tokens equal transformers' generate()",
 
 TEST_CASE("SmolLM2's chat template renders the prompts transformers rendered",
           "[decoder][gguf][chat]") {
-  const data::Tokenizer tok = cli::load_model_tokenizer(gguf_path());
-  const cli::ChatFormat format =
-      cli::read_chat_format(gguf_path(), tok, {}, {});
+  const data::Tokenizer tok = data::load_model_tokenizer(gguf_path());
+  const data::ChatFormat format =
+      data::read_chat_format(gguf_path(), tok, {}, {});
   REQUIRE(format.chat_template.has_value());
   const data::ChatTemplate chat(*format.chat_template);
   for (const auto& p : prompts()) {
@@ -144,8 +144,8 @@ TEST_CASE("SmolLM2's chat template renders the prompts transformers rendered",
 std::string text_until_stop(const data::Tokenizer& tok, const at::Tensor& ref) {
   std::vector<int64_t> ids(ref.data_ptr<int64_t>(),
                            ref.data_ptr<int64_t>() + ref.numel());
-  const cli::ChatFormat format =
-      cli::read_chat_format(gguf_path(), tok, {}, {});
+  const data::ChatFormat format =
+      data::read_chat_format(gguf_path(), tok, {}, {});
   for (size_t t = 0; t < ids.size(); ++t) {
     if (std::find(format.stop_token_ids.begin(), format.stop_token_ids.end(),
                   ids[t]) != format.stop_token_ids.end()) {
@@ -160,7 +160,7 @@ TEST_CASE(
     "peftcpp generate --adapter: LoRA and prefix tuning on SmolLM2 "
     "generate what peft + transformers generate",
     "[cli][gguf][generation][peft][slow]") {
-  const data::Tokenizer tok = cli::load_model_tokenizer(gguf_path());
+  const data::Tokenizer tok = data::load_model_tokenizer(gguf_path());
   const models::StateDict refs =
       models::load_checkpoint(fixture("adapter_greedy.safetensors"));
   const nlohmann::json prompt = prompts()[10];
@@ -181,7 +181,7 @@ TEST_CASE(
 
 TEST_CASE("peftcpp generate prints SmolLM2's greedy continuation",
           "[cli][gguf][generation][slow]") {
-  const data::Tokenizer tok = cli::load_model_tokenizer(gguf_path());
+  const data::Tokenizer tok = data::load_model_tokenizer(gguf_path());
   const models::StateDict refs =
       models::load_checkpoint(fixture("refs.safetensors"));
   const nlohmann::json all = prompts();
@@ -227,7 +227,7 @@ TEST_CASE("peftcpp info and tokenize read a GGUF file", "[cli][gguf]") {
   REQUIRE(tok.code == 0);
   std::ifstream out(dir / "out.jsonl");
   const nlohmann::json line = nlohmann::json::parse(out);
-  const data::Tokenizer tokenizer = cli::load_model_tokenizer(gguf_path());
+  const data::Tokenizer tokenizer = data::load_model_tokenizer(gguf_path());
   CHECK(line["input_ids"].get<std::vector<int64_t>>() ==
         tokenizer.encode("Hello, world! It's 2024.").ids);
 }

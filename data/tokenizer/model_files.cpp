@@ -1,4 +1,4 @@
-#include "cli/model_source.h"
+#include "data/tokenizer/model_files.h"
 
 #include <nlohmann/json.hpp>
 
@@ -9,7 +9,7 @@
 #include "data/tokenizer/gguf_tokenizer.h"
 #include "models/gguf/gguf_file.h"
 
-namespace peftcpp::cli {
+namespace peftcpp::data {
 
 namespace fs = std::filesystem;
 
@@ -80,14 +80,13 @@ bool is_gguf_path(const fs::path& path) {
   return path.extension() == ".gguf";
 }
 
-data::Tokenizer load_model_tokenizer(const fs::path& model) {
+Tokenizer load_model_tokenizer(const fs::path& model) {
   if (is_gguf_path(model))
-    return data::tokenizer_from_gguf(gguf::GgufFile::open(model));
-  return data::Tokenizer::from_pretrained(model);
+    return tokenizer_from_gguf(gguf::GgufFile::open(model));
+  return Tokenizer::from_pretrained(model);
 }
 
-ChatFormat read_chat_format(const fs::path& model,
-                            const data::Tokenizer& tokenizer,
+ChatFormat read_chat_format(const fs::path& model, const Tokenizer& tokenizer,
                             const std::vector<int64_t>& config_eos,
                             std::optional<int64_t> config_pad) {
   ChatFormat format;
@@ -96,8 +95,8 @@ ChatFormat read_chat_format(const fs::path& model,
   std::optional<int64_t> pad_id = config_pad;
   if (is_gguf_path(model)) {
     const gguf::GgufFile file = gguf::GgufFile::open(model);
-    const data::GgufTokenizerInfo info =
-        data::gguf_tokenizer_info(file.metadata(), model.string());
+    const GgufTokenizerInfo info =
+        gguf_tokenizer_info(file.metadata(), model.string());
     format.chat_template = info.chat_template;
     eos_id = info.eos_id;
     bos_id = info.bos_id;
@@ -116,6 +115,9 @@ ChatFormat read_chat_format(const fs::path& model,
     if (tokenizer.pad_token().has_value())
       pad_id = tokenizer.pad_token()->id;
   }
+  format.bos_id = bos_id;
+  format.eos_id = eos_id;
+  format.pad_id = pad_id;
   if (bos_id.has_value())
     format.bos_token = tokenizer.id_to_token(*bos_id).value_or("");
   if (eos_id.has_value())
@@ -131,4 +133,4 @@ ChatFormat read_chat_format(const fs::path& model,
   return format;
 }
 
-}  // namespace peftcpp::cli
+}  // namespace peftcpp::data
